@@ -1,0 +1,195 @@
+//! Configuration: PCP's `tls.conf` (same keys and parsing rules as libpcp, so
+//! a file that works with stock PCP means the same here) and the environment
+//! variables the library honours.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The settings of a `tls.conf` file. Each field is the raw value of the
+/// key of the same name; unset keys are `None`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsConf {
+    /// `tls-ca-cert-file`: PEM bundle of trusted CAs.
+    pub ca_cert_file: Option<String>,
+    /// `tls-ca-cert-dir`: directory of PEM files of trusted CAs.
+    pub ca_cert_dir: Option<String>,
+    /// `tls-cert-file`: the server's PEM certificate chain.
+    pub cert_file: Option<String>,
+    /// `tls-key-file`: the server's PEM private key.
+    pub key_file: Option<String>,
+    /// `tls-ciphers`: TLS 1.2 cipher names, colon separated.
+    pub ciphers: Option<String>,
+    /// `tls-ciphersuites`: TLS 1.3 suite names, colon separated.
+    pub ciphersuites: Option<String>,
+    /// `tls-client-cert-file`: the client's PEM certificate chain.
+    pub client_cert_file: Option<String>,
+    /// `tls-client-key-file`: the client's PEM private key.
+    pub client_key_file: Option<String>,
+    /// `tls-verify-clients`: "true" makes the server require client certificates.
+    pub verify_clients: Option<String>,
+}
+
+/// The keys in the order libpcp tries them: a key written in the file matches
+/// the first of these that it is a prefix of (libpcp's rule, kept on purpose).
+const KEYS: [&str; 9] = [
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ciphers",
+    "tls-ciphersuites",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-client-cert-file",
+    "tls-client-key-file",
+    "tls-verify-clients",
+];
+
+impl TlsConf {
+    /// Parses the text of a `tls.conf`: `key = value` or `key: value`, `#`
+    /// comments, values end at white space or `#`, empty values are ignored,
+    /// later lines win, and a key may be abbreviated to a prefix.
+    pub fn parse(text: &str) -> TlsConf {
+        let mut conf = TlsConf::default();
+        for line in text.lines() {
+            if let Some((key, value)) = split_line(line) {
+                if let Some(index) = KEYS.iter().position(|k| k.starts_with(key)) {
+                    *conf.field(index) = Some(value.to_string());
+                }
+            }
+        }
+        conf
+    }
+
+    /// Reads and parses the file at `path`.
+    pub fn load(path: &Path) -> std::io::Result<TlsConf> {
+        std::fs::read_to_string(path).map(|text| TlsConf::parse(&text))
+    }
+
+    /// True when `tls-verify-clients` asks the server to require certificates.
+    /// Stock pmcd accepts only "true"; "yes" and "1" are accepted too here.
+    pub fn verify_clients(&self) -> bool {
+        matches!(self.verify_clients.as_deref(), Some("true" | "yes" | "1"))
+    }
+
+    fn field(&mut self, index: usize) -> &mut Option<String> {
+        match index {
+            0 => &mut self.cert_file,
+            1 => &mut self.key_file,
+            2 => &mut self.ciphers,
+            3 => &mut self.ciphersuites,
+            4 => &mut self.ca_cert_file,
+            5 => &mut self.ca_cert_dir,
+            6 => &mut self.client_cert_file,
+            7 => &mut self.client_key_file,
+            _ => &mut self.verify_clients,
+        }
+    }
+}
+
+/// Splits one line into a key and a non-empty value, or `None` for comments,
+/// blank lines, lines without a separator and empty values.
+fn split_line(line: &str) -> Option<(&str, &str)> {
+    let line = line.trim_start();
+    let key_end = line.find(|c: char| c == ':' || c == '=' || c == '#' || c.is_whitespace())?;
+    let key = &line[..key_end];
+    let rest = &line[key_end..];
+    // The separator may follow white space, but a comment ends the line first.
+    let sep = rest.find([':', '=', '#'])?;
+    if rest.as_bytes()[sep] == b'#' {
+        return None;
+    }
+    let value = rest[sep + 1..].trim_start();
+    let value_end = value.find(|c: char| c == '#' || c.is_whitespace()).unwrap_or(value.len());
+    let value = &value[..value_end];
+    (!value.is_empty()).then_some((key, value))
+}
+
+/// Where the `tls.conf` of this process is: `$PCP_TLSCONF_PATH`, else the
+/// `PCP_TLSCONF_PATH` line of `$PCP_CONF` (default `/etc/pcp.conf`), as libpcp
+/// finds it. `None` when neither names a file.
+pub fn tls_conf_path() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("PCP_TLSCONF_PATH") {
+        return (!path.is_empty()).then(|| PathBuf::from(path));
+    }
+    let pcp_conf = std::env::var_os("PCP_CONF").unwrap_or_else(|| "/etc/pcp.conf".into());
+    let text = std::fs::read_to_string(pcp_conf).ok()?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("PCP_TLSCONF_PATH="))
+        .map(|v| PathBuf::from(v.trim().trim_matches('"')))
+        .last()
+}
+
+/// Which end of a connection we are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A monitoring tool connecting to pmcd.
+    Client,
+    /// pmcd (or another server) accepting a client.
+    Server,
+}
+
+/// How long a TLS handshake (and any single record read once a PDU has
+/// started) may take: `$PCP_SECURE_HANDSHAKE_TIMEOUT` seconds, else 5 s for a
+/// server (pmcd's own PDU timeout) and `$PMCD_REQUEST_TIMEOUT` or 10 s for a
+/// client (libpcp's request timeout).
+pub fn handshake_timeout(role: Role) -> Duration {
+    let from_env = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+            .map(Duration::from_secs_f64)
+    };
+    from_env("PCP_SECURE_HANDSHAKE_TIMEOUT").unwrap_or_else(|| match role {
+        Role::Server => Duration::from_secs(5),
+        Role::Client => from_env("PMCD_REQUEST_TIMEOUT").unwrap_or(Duration::from_secs(10)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_separators_comments_and_blank_values() {
+        let conf = TlsConf::parse(
+            "# comment\n\
+             tls-cert-file = /a/cert.pem # trailing\n\
+             \ttls-key-file: /a/key.pem\n\
+             tls-ca-cert-file =\n\
+             #tls-ciphers = X\n\
+             tls-verify-clients = true\n",
+        );
+        assert_eq!(conf.cert_file.as_deref(), Some("/a/cert.pem"));
+        assert_eq!(conf.key_file.as_deref(), Some("/a/key.pem"));
+        assert_eq!(conf.ca_cert_file, None);
+        assert_eq!(conf.ciphers, None);
+        assert!(conf.verify_clients());
+    }
+
+    #[test]
+    fn keys_may_be_prefixes_and_later_lines_win() {
+        let conf = TlsConf::parse("tls-ca = /first\ntls-ciphersuites = S\ntls-ca-cert-f = /second\ntls-ciphers = C\n");
+        // "tls-ca" is a prefix of tls-ca-cert-file, the first key it matches.
+        assert_eq!(conf.ca_cert_file.as_deref(), Some("/second"));
+        assert_eq!(conf.ciphersuites.as_deref(), Some("S"));
+        assert_eq!(conf.ciphers.as_deref(), Some("C"));
+    }
+
+    #[test]
+    fn lines_without_separator_or_with_unknown_keys_are_ignored() {
+        let conf = TlsConf::parse("tls-cert-file /x\ntls-nssdb = sql:/etc/pcp/nssdb\nbogus = 1\n");
+        assert_eq!(conf, TlsConf::default());
+    }
+
+    #[test]
+    fn value_stops_at_white_space() {
+        let conf = TlsConf::parse("tls-client-cert-file = /c d\n");
+        assert_eq!(conf.client_cert_file.as_deref(), Some("/c"));
+    }
+
+    #[test]
+    fn verify_clients_only_for_true_words() {
+        assert!(!TlsConf::parse("tls-verify-clients = false").verify_clients());
+        assert!(TlsConf::parse("tls-verify-clients = yes").verify_clients());
+    }
+}

@@ -1,0 +1,514 @@
+//! The C ABI: libpcp's secure-socket entry points with PCP 6 signatures,
+//! libc's `select`, and two functions of our own. Every export runs its body
+//! through [`entry!`], the one panic boundary: no panic or unwinding crosses
+//! into C, and failures come back as libpcp's negative `PM_ERR_*` or `-errno`
+//! values. Pointers from C are checked before use.
+
+#![allow(non_snake_case, non_camel_case_types)]
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::Arc;
+
+use libc::{size_t, ssize_t};
+
+use crate::config::TlsConf;
+use crate::error::Error;
+use crate::store::{store, ServerContext};
+use crate::{handshake, io, log, next, pcp, session::table};
+
+/// Runs an export's body, turning a panic into the given failure value.
+/// Every `extern "C"` function of this crate starts with it.
+macro_rules! entry {
+    ($on_panic:expr, $body:block) => {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(value) => value,
+            Err(_) => {
+                crate::log::error!("internal error in {}; the call failed safely", module_path!());
+                $on_panic
+            }
+        }
+    };
+}
+
+/// libpcp's parsed `tls.conf` (PCP 6 `__pmSecureConfig`); every field is a
+/// NUL-terminated string or NULL.
+#[repr(C)]
+pub struct __pmSecureConfig {
+    /// `tls-ca-cert-file`
+    pub cacertfile: *mut c_char,
+    /// `tls-ca-cert-dir`
+    pub cacertdir: *mut c_char,
+    /// `tls-cert-file`
+    pub certfile: *mut c_char,
+    /// `tls-key-file`
+    pub keyfile: *mut c_char,
+    /// `tls-ciphers` (TLS 1.2)
+    pub ciphers: *mut c_char,
+    /// `tls-ciphersuites` (TLS 1.3)
+    pub ciphersuites: *mut c_char,
+    /// `tls-client-cert-file`
+    pub clientcertfile: *mut c_char,
+    /// `tls-client-key-file`
+    pub clientkeyfile: *mut c_char,
+    /// `tls-verify-clients`
+    pub clientverify: *mut c_char,
+}
+
+/// libpcp's hash table of connection attributes; opaque here and passed on
+/// unchanged to libpcp's SASL code.
+pub struct __pmHashCtl {
+    _opaque: [u8; 0],
+}
+
+/// Reads an optional C string; NULL gives `None`.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string.
+unsafe fn opt_str(p: *const c_char) -> Option<String> {
+    (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+}
+
+fn set_errno(value: c_int) {
+    // SAFETY: __errno_location always returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = value };
+}
+
+fn failure(e: &Error) -> c_int {
+    set_errno(e.errno());
+    e.code()
+}
+
+/// Client side of the secure upgrade: reads the server's secure-ack status
+/// (with `PDU_FLAG_SECURE_ACK`), runs a verified TLS handshake on `fd`
+/// (with `PDU_FLAG_SECURE`), then hands SASL (`PDU_FLAG_AUTH`,
+/// `PDU_FLAG_CREDS_REQD`) to libpcp. Returns 0 or a negative PCP error.
+///
+/// # Safety
+/// `hostname` is NULL or a NUL-terminated string; `attrs` is NULL or
+/// libpcp's attribute table for this connection.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureClientHandshake(
+    fd: c_int,
+    flags: c_int,
+    hostname: *const c_char,
+    attrs: *mut __pmHashCtl,
+) -> c_int {
+    entry!(pcp::PM_ERR_TLS, {
+        if fd < 0 {
+            return -libc::EBADF;
+        }
+        if flags & pcp::PDU_FLAG_SECURE == 0 {
+            return match next::client_handshake() {
+                Some(f) => f(fd, flags, hostname, attrs.cast()),
+                None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD | pcp::PDU_FLAG_COMPRESS) != 0 => {
+                    -libc::EOPNOTSUPP
+                }
+                None => 0,
+            };
+        }
+        if flags & pcp::PDU_FLAG_COMPRESS != 0 {
+            return -libc::EOPNOTSUPP;
+        }
+        let host = opt_str(hostname);
+        if let Err(e) = handshake::client(fd, flags, host.as_deref()) {
+            return failure(&e);
+        }
+        sasl(flags, |rest| next::client_handshake().map(|f| f(fd, rest, hostname, attrs.cast())))
+    })
+}
+
+/// Server side of the secure upgrade: validates the client's flags, sends
+/// the secure-ack status before any TLS byte (non-zero, and no TLS, when
+/// TLS cannot be done), accepts TLS with a bounded handshake, requiring a
+/// client certificate for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or
+/// `tls-verify-clients = true`, then hands SASL to libpcp.
+///
+/// # Safety
+/// `attrs` is NULL or libpcp's attribute table for this client.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureServerHandshake(fd: c_int, flags: c_int, attrs: *mut __pmHashCtl) -> c_int {
+    entry!(pcp::PM_ERR_TLS, {
+        if fd < 0 {
+            return -libc::EBADF;
+        }
+        if flags & !pcp::SERVER_HANDSHAKE_FLAGS != 0 {
+            log::warning!("fd {fd}: client sent unknown connection flags {flags:#x}; refused");
+            return pcp::PM_ERR_IPC;
+        }
+        if flags & pcp::PDU_FLAG_SECURE == 0 {
+            return match next::server_handshake() {
+                Some(f) => f(fd, flags, attrs.cast()),
+                None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD) != 0 => -libc::EOPNOTSUPP,
+                None => 0,
+            };
+        }
+        let require = flags & pcp::PDU_FLAG_CERT_REQD != 0 || cert_required_by_server();
+        if let Err(e) = handshake::server(fd, flags, require) {
+            return failure(&e);
+        }
+        sasl(flags, |rest| next::server_handshake().map(|f| f(fd, rest, attrs.cast())))
+    })
+}
+
+/// Hands what is left of a handshake (SASL) to libpcp once TLS is up.
+fn sasl(flags: c_int, call: impl FnOnce(c_int) -> Option<c_int>) -> c_int {
+    if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD) == 0 {
+        return 0;
+    }
+    match call(flags & !pcp::TLS_FLAGS) {
+        Some(status) => status,
+        None => {
+            log::error!("SASL authentication was requested but libpcp is not loaded to perform it");
+            -libc::EOPNOTSUPP
+        }
+    }
+}
+
+/// True when pmcd was started with `-Q` (libpcp's feature bit) or
+/// `tls-verify-clients = true` is configured.
+fn cert_required_by_server() -> bool {
+    // SAFETY: the next definition has the documented signature.
+    let by_flag = next::has_feature().is_some_and(|f| unsafe { f(pcp::FEATURE_CERT_REQD) } != 0);
+    by_flag || store().server().is_some_and(|s| s.verify_clients())
+}
+
+/// Builds the server TLS context from pmcd's parsed `tls.conf`. Returns an
+/// opaque handle, or NULL after logging which setting or file is at fault;
+/// pmcd then goes on serving plain connections.
+///
+/// # Safety
+/// `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
+/// NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mut c_void {
+    entry!(std::ptr::null_mut(), {
+        let Some(cfg) = tls.as_ref() else {
+            log::error!("no TLS configuration given to the server; serving plain connections only");
+            return std::ptr::null_mut();
+        };
+        let conf = TlsConf {
+            ca_cert_file: opt_str(cfg.cacertfile),
+            ca_cert_dir: opt_str(cfg.cacertdir),
+            cert_file: opt_str(cfg.certfile),
+            key_file: opt_str(cfg.keyfile),
+            ciphers: opt_str(cfg.ciphers),
+            ciphersuites: opt_str(cfg.ciphersuites),
+            client_cert_file: opt_str(cfg.clientcertfile),
+            client_key_file: opt_str(cfg.clientkeyfile),
+            verify_clients: opt_str(cfg.clientverify),
+        };
+        match ServerContext::build(&conf) {
+            Ok(ctx) => {
+                let ctx = store().set_server(ctx);
+                log::info!(
+                    "{} serving TLS 1.2/1.3 with certificate \"{}\"",
+                    version_str(),
+                    conf.cert_file.as_deref().unwrap_or("")
+                );
+                Arc::as_ptr(&ctx) as *mut c_void
+            }
+            Err(e) => {
+                log::error!("{e}; TLS is off, serving plain connections only");
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Drops the server TLS context `ctx` (a handle from
+/// `__pmSecureServerInit`); NULL or a foreign pointer is ignored.
+///
+/// # Safety
+/// Any pointer values are accepted; they are compared, never dereferenced.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureServerShutdown(ctx: *mut c_void, tls: *mut __pmSecureConfig) {
+    entry!((), {
+        let _ = tls;
+        if !ctx.is_null() {
+            store().clear_server(ctx as *const ServerContext);
+        }
+    })
+}
+
+/// Answers the TLS features (secure: a server context exists; compress:
+/// never; cert-required: `pmcd -Q` or `tls-verify-clients = true`) and
+/// forwards every other feature to libpcp.
+///
+/// # Safety
+/// No pointers are involved.
+#[no_mangle]
+pub unsafe extern "C" fn __pmServerHasFeature(query: c_int) -> c_int {
+    entry!(0, {
+        match query {
+            pcp::FEATURE_SECURE => c_int::from(store().server().is_some()),
+            pcp::FEATURE_COMPRESS => 0,
+            pcp::FEATURE_CERT_REQD => c_int::from(cert_required_by_server()),
+            _ => next::has_feature().map_or(0, |f| f(query)),
+        }
+    })
+}
+
+/// Checks the buffer pointer of a data-path call: NULL with a non-zero
+/// length fails with EFAULT, as the system call would.
+fn bad_buffer<T>(ptr: *const T, len: size_t) -> bool {
+    if ptr.is_null() && len > 0 {
+        set_errno(libc::EFAULT);
+        return true;
+    }
+    false
+}
+
+/// Turns a data-path result into a byte count or libpcp's error value.
+fn data_result(result: crate::error::Result<usize>) -> ssize_t {
+    match result {
+        Ok(n) => n as ssize_t,
+        Err(Error::Io(e)) => {
+            set_errno(e.raw_os_error().unwrap_or(libc::EIO));
+            -1
+        }
+        Err(e) => failure(&e) as ssize_t,
+    }
+}
+
+/// Sends `length` bytes: through TLS on a secure descriptor, else `send(2)`.
+///
+/// # Safety
+/// `buffer` is valid for reads of `length` bytes (or NULL with length 0).
+#[no_mangle]
+pub unsafe extern "C" fn __pmSend(fd: c_int, buffer: *const c_void, length: size_t, flags: c_int) -> ssize_t {
+    entry!(pcp::PM_ERR_TLS as ssize_t, {
+        if fd < 0 {
+            return -libc::EBADF as ssize_t;
+        }
+        if bad_buffer(buffer, length) {
+            return -1;
+        }
+        match table().get(fd) {
+            Some(s) => data_result(io::send(fd, &s, slice(buffer, length))),
+            None => libc::send(fd, buffer, length, flags),
+        }
+    })
+}
+
+/// Receives up to `length` bytes: from TLS on a secure descriptor, else
+/// `recv(2)`. Returns 0 at end of stream.
+///
+/// # Safety
+/// `buffer` is valid for writes of `length` bytes (or NULL with length 0).
+#[no_mangle]
+pub unsafe extern "C" fn __pmRecv(fd: c_int, buffer: *mut c_void, length: size_t, flags: c_int) -> ssize_t {
+    entry!(pcp::PM_ERR_TLS as ssize_t, {
+        if fd < 0 {
+            return -libc::EBADF as ssize_t;
+        }
+        if bad_buffer(buffer, length) {
+            return -1;
+        }
+        match table().get(fd) {
+            Some(s) => data_result(io::recv(fd, &s, slice_mut(buffer, length))),
+            None => libc::recv(fd, buffer, length, flags),
+        }
+    })
+}
+
+/// Like `__pmRecv` without flags, falling back to `read(2)` (pipes too).
+///
+/// # Safety
+/// `buffer` is valid for writes of `length` bytes (or NULL with length 0).
+#[no_mangle]
+pub unsafe extern "C" fn __pmRead(fd: c_int, buffer: *mut c_void, length: size_t) -> ssize_t {
+    entry!(pcp::PM_ERR_TLS as ssize_t, {
+        if fd < 0 {
+            return -libc::EBADF as ssize_t;
+        }
+        if bad_buffer(buffer, length) {
+            return -1;
+        }
+        match table().get(fd) {
+            Some(s) => data_result(io::recv(fd, &s, slice_mut(buffer, length))),
+            None => libc::read(fd, buffer, length),
+        }
+    })
+}
+
+/// Like `__pmSend` without flags, falling back to `write(2)` (pipes too).
+///
+/// # Safety
+/// `buffer` is valid for reads of `length` bytes (or NULL with length 0).
+#[no_mangle]
+pub unsafe extern "C" fn __pmWrite(fd: c_int, buffer: *const c_void, length: size_t) -> ssize_t {
+    entry!(pcp::PM_ERR_TLS as ssize_t, {
+        if fd < 0 {
+            return -libc::EBADF as ssize_t;
+        }
+        if bad_buffer(buffer, length) {
+            return -1;
+        }
+        match table().get(fd) {
+            Some(s) => data_result(io::send(fd, &s, slice(buffer, length))),
+            None => libc::write(fd, buffer, length),
+        }
+    })
+}
+
+/// # Safety
+/// `ptr` is valid for reads of `len` bytes or `len` is 0.
+unsafe fn slice<'a>(ptr: *const c_void, len: size_t) -> &'a [u8] {
+    if len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(ptr.cast(), len)
+    }
+}
+
+/// # Safety
+/// `ptr` is valid for writes of `len` bytes or `len` is 0.
+unsafe fn slice_mut<'a>(ptr: *mut c_void, len: size_t) -> &'a mut [u8] {
+    if len == 0 {
+        &mut []
+    } else {
+        std::slice::from_raw_parts_mut(ptr.cast(), len)
+    }
+}
+
+/// Ends the descriptor's TLS session (close_notify, best effort), then lets
+/// libpcp reset its IPC entry and close the descriptor (plain `close` when
+/// libpcp is not loaded).
+///
+/// # Safety
+/// No pointers are involved.
+#[no_mangle]
+pub unsafe extern "C" fn __pmCloseSocket(fd: c_int) {
+    entry!((), {
+        if let Some(session) = table().remove(fd) {
+            io::close(fd, &session);
+        }
+        match next::close_socket() {
+            Some(f) => f(fd),
+            None if fd >= 0 => {
+                libc::close(fd);
+            }
+            None => {}
+        }
+    })
+}
+
+/// True (1) when the last error (`errno`, possibly shifted by
+/// `__pmSecureSocketsError`) means the peer or network went away.
+///
+/// # Safety
+/// No pointers are involved.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSocketClosed() -> c_int {
+    entry!(0, {
+        let mut err = *libc::__errno_location();
+        if -err < pcp::PM_ERR_NYI {
+            err = -(err + pcp::PM_ERR_NYI);
+        }
+        c_int::from(matches!(
+            err,
+            libc::ECONNRESET
+                | libc::EPIPE
+                | libc::ETIMEDOUT
+                | libc::ENETDOWN
+                | libc::ENETUNREACH
+                | libc::EHOSTDOWN
+                | libc::EHOSTUNREACH
+                | libc::ECONNREFUSED
+        ))
+    })
+}
+
+/// Encodes a security-library error `code` below `PM_ERR_NYI`, leaves its
+/// magnitude in `errno` and returns it.
+///
+/// # Safety
+/// No pointers are involved.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureSocketsError(code: c_int) -> c_int {
+    entry!(pcp::PM_ERR_NYI, {
+        let status = pcp::PM_ERR_NYI.saturating_add(code);
+        set_errno(status.saturating_neg());
+        status
+    })
+}
+
+/// libc's `select`, except that descriptors whose TLS session holds
+/// decrypted but unread data are reported readable at once.
+///
+/// # Safety
+/// Same contract as `select(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn select(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    entry!(
+        {
+            set_errno(libc::EINTR);
+            -1
+        },
+        { crate::select::select(nfds, readfds, writefds, exceptfds, timeout) }
+    )
+}
+
+fn version_str() -> &'static str {
+    concat!("libpcp_secure ", env!("CARGO_PKG_VERSION"), " (rustls ", env!("PCP_SECURE_RUSTLS_VERSION"), ")")
+}
+
+/// The library's version and the rustls version it was built with, for
+/// example "libpcp_secure 1.0.0 (rustls 0.23.46)". Never NULL.
+///
+/// # Safety
+/// No pointers are involved; the result is a static string.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_secure_version() -> *const c_char {
+    entry!(c"libpcp_secure".as_ptr(), {
+        static TEXT: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
+        TEXT.get_or_init(|| std::ffi::CString::new(version_str()).unwrap_or_default()).as_ptr()
+    })
+}
+
+/// Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384") into
+/// `buf` (NUL-terminated, truncated to `buflen`). Returns 1 for a TLS
+/// descriptor, 0 for a plain one, `-EINVAL` for a bad buffer.
+///
+/// # Safety
+/// `buf` is NULL (with `buflen` 0) or valid for writes of `buflen` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pcp_secure_session_info(fd: c_int, buf: *mut c_char, buflen: size_t) -> c_int {
+    entry!(-libc::EINVAL, {
+        let Some(session) = table().get(fd) else { return 0 };
+        if buflen > 0 {
+            if buf.is_null() {
+                return -libc::EINVAL;
+            }
+            let text = handshake::describe(&session.lock());
+            let n = text.len().min(buflen - 1);
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+        1
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every export goes through the one panic boundary.
+    #[test]
+    fn every_export_starts_with_the_panic_boundary() {
+        let source = include_str!("ffi.rs");
+        let mut exports = 0;
+        for chunk in source.split("pub unsafe extern \"C\" fn ").skip(1) {
+            let body_start = chunk.find('{').expect("function body");
+            let body = chunk[body_start + 1..].trim_start();
+            let name = chunk.split('(').next().unwrap_or("?");
+            assert!(body.starts_with("entry!("), "export {name} does not start with entry!");
+            exports += 1;
+        }
+        assert!(exports >= 15, "found only {exports} exports");
+    }
+}

@@ -1,0 +1,263 @@
+//! The secure upgrade of a PCP connection, both ends: the plaintext
+//! secure-ack status, then a TLS handshake on the same descriptor bounded by
+//! a deadline, then registration of the session in the table.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+
+use rustls::pki_types::ServerName;
+use rustls::{Connection, ProtocolVersion};
+
+use crate::ack;
+use crate::config::{self, Role};
+use crate::diagnose::{self, Peer};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::pcp;
+use crate::session::{table, Session};
+use crate::sock::{self, Deadline, FdIo, Ready};
+use crate::store::store;
+
+/// Client side: read the server's status (when it sends one), verify the
+/// server over TLS, and register the session. `host` is what the user typed.
+pub fn client(fd: RawFd, flags: i32, host: Option<&str>) -> Result<()> {
+    let name = host_for_tls(host);
+    let result = client_inner(fd, flags, &name);
+    if let Err(e) = &result {
+        log::error!("secure connection to pmcd on host \"{name}\" failed: {e}");
+    }
+    result
+}
+
+fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
+    let timeout = config::handshake_timeout(Role::Client);
+    let deadline = Deadline::after(timeout);
+    let ctx = store().client()?;
+    let conf = ctx
+        .conf_path
+        .as_ref()
+        .map(|p| format!("\"{}\"", p.display()))
+        .unwrap_or_else(|| "the file named by PCP_TLSCONF_PATH".to_string());
+    if flags & pcp::PDU_FLAG_SECURE_ACK != 0 {
+        let status = ack::read(fd, deadline)?;
+        if status < 0 {
+            return Err(Error::ServerStatus(status));
+        }
+    }
+    if flags & pcp::PDU_FLAG_CERT_REQD != 0 && !ctx.has_identity() {
+        return Err(Error::NeedClientCert(format!(
+            "pmcd on host \"{name}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {conf}"
+        )));
+    }
+    let server_name = ServerName::try_from(name.to_string())
+        .map_err(|e| Error::Tls(format!("host name \"{name}\" cannot be checked against a certificate ({e})")))?;
+    let (conn, asked) = ctx.connection(server_name)?;
+    let mut conn = Connection::Client(conn);
+    let mut peer = Peer { role: Role::Client, name: name.to_string(), trust: ctx.trust_source.clone(), conf, sent_cert: false };
+    let outcome = drive(fd, &mut conn, deadline);
+    peer.sent_cert = asked.load(Ordering::Relaxed) && ctx.has_identity();
+    outcome.map_err(|f| f.explain(&peer))?;
+    if asked.load(Ordering::Relaxed) && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
+        // In TLS 1.3 the server judges our certificate (or its absence) after
+        // our handshake is done: wait for its verdict, its first records.
+        await_verdict(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
+    }
+    log::debug!("fd {fd}: TLS with pmcd on host \"{name}\" established ({})", describe(&conn));
+    table().insert(fd, Session::new(fd, conn, Role::Client, name.to_string(), timeout));
+    Ok(())
+}
+
+/// Server side: tell the client whether TLS can go ahead, accept its TLS
+/// handshake (requiring a certificate when asked to), register the session.
+pub fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
+    let who = format!("client {}", peer_address(fd));
+    let result = server_inner(fd, flags, require_cert, &who);
+    if let Err(e) = &result {
+        log::error!("secure connection from {who} (fd {fd}) refused: {e}");
+    }
+    result
+}
+
+fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<()> {
+    let timeout = config::handshake_timeout(Role::Server);
+    let deadline = Deadline::after(timeout);
+    let send_ack = flags & pcp::PDU_FLAG_SECURE_ACK != 0;
+    let refuse = |err: Error| -> Result<()> {
+        if send_ack {
+            // Tell the client why, in plaintext, so it never starts TLS.
+            let _ = ack::send(fd, err.code(), deadline);
+        }
+        Err(err)
+    };
+    if flags & pcp::PDU_FLAG_COMPRESS != 0 {
+        return refuse(Error::NotSupported("the client asked for compression, which is not supported".into()));
+    }
+    let Some(ctx) = store().server() else {
+        return refuse(Error::NotSupported(
+            "the client asked for TLS but this server has no usable TLS configuration (tls-cert-file, tls-key-file)".into(),
+        ));
+    };
+    let conn = match ctx.connection(require_cert) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
+    if send_ack {
+        ack::send(fd, 0, deadline)?;
+    }
+    let mut conn = Connection::Server(conn);
+    let peer = Peer { role: Role::Server, name: who.to_string(), trust: String::new(), conf: String::new(), sent_cert: true };
+    drive(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
+    log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
+    table().insert(fd, Session::new(fd, conn, Role::Server, who.to_string(), timeout));
+    Ok(())
+}
+
+/// Why a handshake step failed: a TLS error still to be explained with the
+/// peer's details, or an error that already says it all.
+pub enum Failure {
+    /// rustls refused something.
+    Tls(rustls::Error),
+    /// Anything else (time-out, closed, I/O).
+    Other(Error),
+}
+
+impl Failure {
+    /// The error to report, in words for an administrator.
+    pub fn explain(self, peer: &Peer) -> Error {
+        match self {
+            Failure::Tls(e) => diagnose::explain(&e, peer),
+            Failure::Other(e) => e,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Other(e)
+    }
+}
+
+/// Writes everything rustls has queued, waiting for room until the deadline.
+pub fn flush(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> Result<()> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut FdIo(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock::wait(fd, Ready::Write, deadline, "room to send TLS data")?,
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads once from the descriptor into rustls (waiting until the deadline)
+/// and processes what arrived. A TLS error is answered with its alert.
+fn read_step(fd: RawFd, conn: &mut Connection, deadline: Deadline, what: &'static str) -> std::result::Result<(), Failure> {
+    sock::wait(fd, Ready::Read, deadline, what)?;
+    match conn.read_tls(&mut FdIo(fd)) {
+        Ok(0) => return Err(Error::Closed(what).into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) => return Err(Error::Io(e).into()),
+    }
+    if let Err(e) = conn.process_new_packets() {
+        // Let the peer know why (the alert rustls queued), best effort.
+        let _ = flush(fd, conn, deadline);
+        return Err(Failure::Tls(e));
+    }
+    Ok(())
+}
+
+/// Runs the TLS handshake to completion or the deadline.
+fn drive(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::result::Result<(), Failure> {
+    loop {
+        flush(fd, conn, deadline)?;
+        if !conn.is_handshaking() {
+            return Ok(());
+        }
+        read_step(fd, conn, deadline, "the TLS handshake")?;
+    }
+}
+
+/// After a TLS 1.3 client handshake in which the server asked for our
+/// certificate: wait for the server's first records (session tickets when it
+/// accepted us, an alert when not). A server that sends nothing costs only
+/// the wait; it is not an error.
+fn await_verdict(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::result::Result<(), Failure> {
+    match read_step(fd, conn, deadline, "the server's verdict on our certificate") {
+        Err(Failure::Other(Error::Timeout(_))) => Ok(()),
+        Err(Failure::Other(Error::Closed(_))) => Err(Failure::Tls(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        ))),
+        other => other,
+    }
+}
+
+/// The name to verify the server against: the host as typed, without IPv6
+/// brackets; this machine's name for local (unix socket) connections.
+fn host_for_tls(host: Option<&str>) -> String {
+    match host.map(str::trim) {
+        Some(h) if !h.is_empty() && !h.starts_with('/') && !h.starts_with("local:") && !h.starts_with("unix:") => {
+            h.trim_start_matches('[').trim_end_matches(']').to_string()
+        }
+        _ => local_host_name(),
+    }
+}
+
+fn local_host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for its length; gethostname NUL-terminates on success.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// "ADDRESS:PORT" of the peer, or "fd N" when unknown.
+fn peer_address(fd: RawFd) -> String {
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage is large enough for any address; len tells getpeername so.
+    let rc = unsafe { libc::getpeername(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) };
+    if rc != 0 {
+        return format!("on fd {fd}");
+    }
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            format!("{ip}:{}", u16::from_be(sin.sin_port))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6 = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            format!("[{ip}]:{}", u16::from_be(sin6.sin6_port))
+        }
+        libc::AF_UNIX => "on a unix socket".into(),
+        _ => format!("on fd {fd}"),
+    }
+}
+
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384" for a connection.
+pub fn describe(conn: &Connection) -> String {
+    let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_else(|| "?".into());
+    let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_else(|| "?".into());
+    format!("{version} {suite}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_for_verification() {
+        assert_eq!(host_for_tls(Some("localhost")), "localhost");
+        assert_eq!(host_for_tls(Some("[::1]")), "::1");
+        assert_eq!(host_for_tls(Some("pcp.example")), "pcp.example");
+        assert_eq!(host_for_tls(Some("/run/pcp/pmcd.socket")), local_host_name());
+        assert_eq!(host_for_tls(None), local_host_name());
+    }
+}

@@ -1,0 +1,33 @@
+//! # libpcp_secure
+//!
+//! A replacement for the TLS layer of Performance Co-Pilot's libpcp, built on
+//! rustls (ring). Preloaded into (or linked ahead of libpcp in) unchanged
+//! PCP 6 programs, it takes over the secure upgrade of PCP connections and
+//! the data path of every TLS descriptor; plain descriptors behave exactly
+//! as before.
+//!
+//! Modules, by what they do:
+//! - [`config`]: `tls.conf` and environment settings;
+//! - [`certs`], [`suites`], [`store`]: certificates, cipher suites and the
+//!   shared server/client TLS contexts;
+//! - [`ack`], [`handshake`], [`diagnose`]: the secure upgrade and its errors;
+//! - [`session`], [`io`], [`select`], [`sock`]: per-descriptor state and I/O;
+//! - [`next`]: the libpcp/libc definitions we stand in front of;
+//! - [`ffi`]: the exported C ABI, behind one panic boundary.
+
+pub mod ack;
+pub mod certs;
+pub mod config;
+pub mod diagnose;
+pub mod error;
+pub mod ffi;
+pub mod handshake;
+pub mod io;
+pub mod log;
+pub mod next;
+pub mod pcp;
+pub mod select;
+pub mod session;
+pub mod sock;
+pub mod store;
+pub mod suites;

@@ -1,0 +1,64 @@
+//! The definitions our exports stand in front of: libpcp's own functions
+//! (SASL, feature bits, IPC-table reset on close) and libc's `select`, found
+//! with `dlsym(RTLD_NEXT, ...)` once per process. When a program does not
+//! load libpcp (the C tests), the lookups find nothing and each caller
+//! falls back to the plain behaviour.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::OnceLock;
+
+/// `int __pmSecureClientHandshake(int, int, const char *, __pmHashCtl *)`
+pub type ClientHandshakeFn = unsafe extern "C" fn(c_int, c_int, *const c_char, *mut c_void) -> c_int;
+/// `int __pmSecureServerHandshake(int, int, __pmHashCtl *)`
+pub type ServerHandshakeFn = unsafe extern "C" fn(c_int, c_int, *mut c_void) -> c_int;
+/// `int __pmServerHasFeature(__pmServerFeature)`
+pub type HasFeatureFn = unsafe extern "C" fn(c_int) -> c_int;
+/// `void __pmCloseSocket(int)`
+pub type CloseSocketFn = unsafe extern "C" fn(c_int);
+/// `int select(int, fd_set *, fd_set *, fd_set *, struct timeval *)`
+pub type SelectFn = unsafe extern "C" fn(
+    c_int,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *mut libc::fd_set,
+    *mut libc::timeval,
+) -> c_int;
+
+fn lookup(name: &CStr) -> Option<*mut c_void> {
+    // SAFETY: name is NUL-terminated; RTLD_NEXT is a valid pseudo-handle.
+    let sym = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) };
+    (!sym.is_null()).then_some(sym)
+}
+
+macro_rules! next_fn {
+    ($(#[$doc:meta])* $fn_name:ident, $ty:ty, $sym:literal) => {
+        $(#[$doc])*
+        pub fn $fn_name() -> Option<$ty> {
+            static CELL: OnceLock<Option<usize>> = OnceLock::new();
+            let addr = (*CELL.get_or_init(|| lookup($sym).map(|p| p as usize)))?;
+            // SAFETY: the symbol was found under this name, whose C type is $ty.
+            Some(unsafe { std::mem::transmute::<usize, $ty>(addr) })
+        }
+    };
+}
+
+next_fn!(
+    /// libpcp's client handshake (used for SASL after TLS is up).
+    client_handshake, ClientHandshakeFn, c"__pmSecureClientHandshake"
+);
+next_fn!(
+    /// libpcp's server handshake (used for SASL after TLS is up).
+    server_handshake, ServerHandshakeFn, c"__pmSecureServerHandshake"
+);
+next_fn!(
+    /// libpcp's feature query (everything but the TLS features).
+    has_feature, HasFeatureFn, c"__pmServerHasFeature"
+);
+next_fn!(
+    /// libpcp's close (resets its IPC table entry, then closes).
+    close_socket, CloseSocketFn, c"__pmCloseSocket"
+);
+next_fn!(
+    /// libc's `select`.
+    select, SelectFn, c"select"
+);

@@ -1,0 +1,61 @@
+//! The `select` hook. libpcp waits for PDU bytes with `select` before it
+//! calls `__pmRecv`; plaintext that TLS already decrypted into its buffer
+//! is invisible to the kernel, so such descriptors are reported readable
+//! here, else the reader would stall until its time-out.
+
+use std::os::raw::c_int;
+
+use crate::next;
+use crate::session::table;
+
+/// `select` with TLS-buffered plaintext counted as readable.
+///
+/// # Safety
+/// Same contract as libc's `select`: the sets are null or valid `fd_set`s,
+/// `timeout` is null or valid.
+pub unsafe fn select(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    let Some(real) = next::select() else {
+        *libc::__errno_location() = libc::ENOSYS;
+        return -1;
+    };
+    if readfds.is_null() || nfds <= 0 || table().is_empty() {
+        return real(nfds, readfds, writefds, exceptfds, timeout);
+    }
+    let nfds_bounded = nfds.min(libc::FD_SETSIZE as c_int);
+    let mut ready: Vec<c_int> = Vec::new();
+    table().for_each_pending(nfds_bounded, |fd| {
+        if fd >= 0 && libc::FD_ISSET(fd, readfds) {
+            ready.push(fd);
+        }
+    });
+    if ready.is_empty() {
+        return real(nfds, readfds, writefds, exceptfds, timeout);
+    }
+    // Something is ready now: poll the rest without waiting, then add ours.
+    let mut zero = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut n = real(nfds, readfds, writefds, exceptfds, &mut zero);
+    if n < 0 {
+        // Report just the buffered descriptors.
+        libc::FD_ZERO(readfds);
+        if !writefds.is_null() {
+            libc::FD_ZERO(writefds);
+        }
+        if !exceptfds.is_null() {
+            libc::FD_ZERO(exceptfds);
+        }
+        n = 0;
+    }
+    for fd in ready {
+        if !libc::FD_ISSET(fd, readfds) {
+            libc::FD_SET(fd, readfds);
+            n += 1;
+        }
+    }
+    n
+}

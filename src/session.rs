@@ -1,0 +1,119 @@
+//! The table of TLS sessions, one per file descriptor that completed a
+//! handshake. It is the single place where per-fd TLS state lives; every
+//! data-path call looks its descriptor up here, and descriptors not in the
+//! table are plain sockets.
+
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::config::Role;
+use crate::sock;
+
+/// One descriptor's TLS state.
+#[derive(Debug)]
+pub struct Session {
+    /// The rustls connection; held only while one call works on it.
+    pub conn: Mutex<rustls::Connection>,
+    /// Plaintext is buffered inside the TLS layer, waiting to be read; read
+    /// by the `select` hook without taking `conn`.
+    pub pending: AtomicBool,
+    /// Which end we are.
+    pub role: Role,
+    /// The peer, for messages: the host name typed by the user, or "client".
+    pub peer: String,
+    /// Bound on waiting for the rest of a TLS record once reading started.
+    pub io_timeout: Duration,
+    /// Device and inode of the socket, to detect a reused descriptor number.
+    identity: Option<(u64, u64)>,
+}
+
+impl Session {
+    /// A session for `fd` wrapping an established connection.
+    pub fn new(fd: RawFd, mut conn: rustls::Connection, role: Role, peer: String, io_timeout: Duration) -> Session {
+        let pending = plaintext_waiting(&mut conn);
+        Session {
+            conn: Mutex::new(conn),
+            pending: AtomicBool::new(pending),
+            role,
+            peer,
+            io_timeout,
+            identity: sock::identity(fd),
+        }
+    }
+
+    /// Locks the connection (a poisoned lock is still usable: rustls state
+    /// is consistent between calls).
+    pub fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records whether plaintext is waiting, after a call used `conn`.
+    pub fn update_pending(&self, conn: &mut rustls::Connection) {
+        self.pending.store(plaintext_waiting(conn), Ordering::Release);
+    }
+}
+
+/// True when the connection holds decrypted data not yet read, or a pending
+/// error that the next read should report.
+fn plaintext_waiting(conn: &mut rustls::Connection) -> bool {
+    conn.process_new_packets().map(|state| state.plaintext_bytes_to_read() > 0).unwrap_or(true)
+}
+
+/// The table itself.
+pub struct Table {
+    map: Mutex<HashMap<RawFd, Arc<Session>>>,
+}
+
+static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| Table { map: Mutex::new(HashMap::new()) });
+
+/// The process-wide session table.
+pub fn table() -> &'static Table {
+    &TABLE
+}
+
+impl Table {
+    fn map(&self) -> MutexGuard<'_, HashMap<RawFd, Arc<Session>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers `fd`'s session, replacing any stale one.
+    pub fn insert(&self, fd: RawFd, session: Session) {
+        self.map().insert(fd, Arc::new(session));
+    }
+
+    /// The session of `fd`, if it is a TLS descriptor. A stale entry (the
+    /// number now names another socket) is dropped and `None` returned.
+    pub fn get(&self, fd: RawFd) -> Option<Arc<Session>> {
+        let mut map = self.map();
+        let session = map.get(&fd)?.clone();
+        if session.identity.is_some() && session.identity != sock::identity(fd) {
+            map.remove(&fd);
+            return None;
+        }
+        Some(session)
+    }
+
+    /// Removes and returns `fd`'s session.
+    pub fn remove(&self, fd: RawFd) -> Option<Arc<Session>> {
+        self.map().remove(&fd)
+    }
+
+    /// Calls `f` for each descriptor below `nfds` whose session holds
+    /// undelivered plaintext.
+    pub fn for_each_pending(&self, nfds: RawFd, mut f: impl FnMut(RawFd)) {
+        let map = self.map();
+        for (&fd, session) in map.iter() {
+            if fd < nfds && session.pending.load(Ordering::Acquire) {
+                f(fd);
+            }
+        }
+    }
+
+    /// True when no descriptor uses TLS (lets the `select` hook skip work).
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+}

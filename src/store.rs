@@ -1,0 +1,273 @@
+//! The certificate store: the server context built from pmcd's `tls.conf`
+//! and the client context built from the user's, each built once and shared
+//! by every connection of the process. Together with the session table this
+//! is the library's only shared state.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::ServerName;
+use rustls::server::WebPkiClientVerifier;
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, SignatureScheme};
+
+use crate::certs;
+use crate::config::{self, TlsConf};
+use crate::error::{Error, Result};
+use crate::log;
+use crate::suites;
+
+/// Everything a server needs to accept TLS clients.
+#[derive(Debug)]
+pub struct ServerContext {
+    /// Client certificates verified when offered (if a CA is configured).
+    optional: Arc<ServerConfig>,
+    /// Client certificates required, or why that cannot be done.
+    required: std::result::Result<Arc<ServerConfig>, String>,
+    /// `tls-verify-clients = true`: every client must present a certificate.
+    verify_clients: bool,
+}
+
+impl ServerContext {
+    /// Builds the context from the server's settings; every error names the
+    /// setting and file at fault.
+    pub fn build(conf: &TlsConf) -> Result<ServerContext> {
+        let cert_file = conf
+            .cert_file
+            .as_deref()
+            .ok_or_else(|| Error::Config("tls-cert-file is not set".into()))?;
+        let key_file = conf
+            .key_file
+            .as_deref()
+            .ok_or_else(|| Error::Config(format!("tls-key-file is not set (tls-cert-file is \"{cert_file}\")")))?;
+        let provider = suites::provider(conf)?;
+        let chain = certs::load_chain("tls-cert-file", cert_file)?;
+        let key = certs::load_key("tls-key-file", key_file)?;
+        let identity = Arc::new(CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+            Error::Config(format!("tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"))
+        })?);
+        let roots = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
+
+        let make = |verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>| -> Result<Arc<ServerConfig>> {
+            let builder = ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(rustls::ALL_VERSIONS)
+                .map_err(|e| Error::Config(format!("TLS settings: {e}")))?;
+            let builder = match verifier {
+                Some(v) => builder.with_client_cert_verifier(v),
+                None => builder.with_no_client_auth(),
+            };
+            Ok(Arc::new(builder.with_cert_resolver(Arc::new(FixedIdentity(identity.clone())))))
+        };
+        let verifier = |roots: RootCertStore, optional: bool| -> std::result::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if optional { builder.allow_unauthenticated() } else { builder };
+            builder.build().map_err(|e| e.to_string())
+        };
+
+        let optional = match &roots {
+            Some(r) => make(Some(verifier(r.clone(), true).map_err(Error::Config)?))?,
+            None => make(None)?,
+        };
+        let required_roots = match roots {
+            Some(r) => Ok(r),
+            None => {
+                let system = certs::system_roots();
+                if system.is_empty() {
+                    Err("client certificates are required but neither tls-ca-cert-file nor tls-ca-cert-dir is set to verify them".to_string())
+                } else {
+                    Ok(system)
+                }
+            }
+        };
+        let required = required_roots.and_then(|r| verifier(r, false)).and_then(|v| make(Some(v)).map_err(|e| e.to_string()));
+        Ok(ServerContext { optional, required, verify_clients: conf.verify_clients() })
+    }
+
+    /// A new server connection; `require_cert` makes a client certificate
+    /// mandatory.
+    pub fn connection(&self, require_cert: bool) -> Result<ServerConnection> {
+        let config = if require_cert || self.verify_clients {
+            self.required.clone().map_err(Error::Config)?
+        } else {
+            self.optional.clone()
+        };
+        ServerConnection::new(config).map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))
+    }
+
+    /// True when `tls-verify-clients = true` was configured.
+    pub fn verify_clients(&self) -> bool {
+        self.verify_clients
+    }
+}
+
+/// The server's one certificate chain and key, whatever the client asks for.
+#[derive(Debug)]
+struct FixedIdentity(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedIdentity {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Everything a client needs to connect to TLS servers.
+#[derive(Debug)]
+pub struct ClientContext {
+    base: Arc<ClientConfig>,
+    identity: Option<Arc<CertifiedKey>>,
+    /// Where trust comes from, for messages ("tls-ca-cert-file \"/x\"").
+    pub trust_source: String,
+    /// The `tls.conf` the context was built from, if any.
+    pub conf_path: Option<PathBuf>,
+}
+
+/// Records whether the server asked for a client certificate.
+#[derive(Debug)]
+struct Identity {
+    key: Option<Arc<CertifiedKey>>,
+    asked: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for Identity {
+    fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.asked.store(true, Ordering::Relaxed);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+impl ClientContext {
+    /// Builds the context from the client's settings.
+    pub fn build(conf: &TlsConf, conf_path: Option<PathBuf>) -> Result<ClientContext> {
+        let provider = suites::provider(conf)?;
+        let (roots, trust_source) = match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
+            Some(r) => {
+                let source = match (&conf.ca_cert_file, &conf.ca_cert_dir) {
+                    (Some(f), _) => format!("tls-ca-cert-file \"{f}\""),
+                    (None, Some(d)) => format!("tls-ca-cert-dir \"{d}\""),
+                    (None, None) => unreachable!("roots come from a setting"),
+                };
+                (r, source)
+            }
+            None => (certs::system_roots(), "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)".to_string()),
+        };
+        let identity = match (conf.client_cert_file.as_deref(), conf.client_key_file.as_deref()) {
+            (Some(cert), Some(key)) => {
+                let chain = certs::load_chain("tls-client-cert-file", cert)?;
+                let der = certs::load_key("tls-client-key-file", key)?;
+                Some(Arc::new(CertifiedKey::from_der(chain, der, &provider).map_err(|e| {
+                    Error::Config(format!("tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"))
+                })?))
+            }
+            (Some(cert), None) => {
+                return Err(Error::Config(format!("tls-client-cert-file \"{cert}\" is set but tls-client-key-file is not")))
+            }
+            (None, Some(key)) => {
+                return Err(Error::Config(format!("tls-client-key-file \"{key}\" is set but tls-client-cert-file is not")))
+            }
+            (None, None) => None,
+        };
+        let base = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)
+            .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(ClientContext { base: Arc::new(base), identity, trust_source, conf_path })
+    }
+
+    /// True when a client certificate is configured.
+    pub fn has_identity(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// A new client connection to `name`; the flag turns true if the server
+    /// asks for a client certificate.
+    pub fn connection(&self, name: ServerName<'static>) -> Result<(ClientConnection, Arc<AtomicBool>)> {
+        let asked = Arc::new(AtomicBool::new(false));
+        let mut config = (*self.base).clone();
+        config.client_auth_cert_resolver = Arc::new(Identity { key: self.identity.clone(), asked: asked.clone() });
+        let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
+        Ok((conn, asked))
+    }
+}
+
+/// Identifies one version of a client `tls.conf`, so that an edited file is
+/// picked up by the next connection.
+type ConfStamp = Option<(PathBuf, Option<SystemTime>, u64)>;
+
+/// The process-wide certificate store.
+pub struct Store {
+    server: Mutex<Option<Arc<ServerContext>>>,
+    client: Mutex<Option<(ConfStamp, Arc<ClientContext>)>>,
+}
+
+static STORE: Store = Store { server: Mutex::new(None), client: Mutex::new(None) };
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The store.
+pub fn store() -> &'static Store {
+    &STORE
+}
+
+impl Store {
+    /// Installs the server context and returns it.
+    pub fn set_server(&self, ctx: ServerContext) -> Arc<ServerContext> {
+        let ctx = Arc::new(ctx);
+        *lock(&self.server) = Some(ctx.clone());
+        ctx
+    }
+
+    /// The server context, if TLS serving is set up.
+    pub fn server(&self) -> Option<Arc<ServerContext>> {
+        lock(&self.server).clone()
+    }
+
+    /// Drops the server context if `ptr` identifies it (or always when `ptr`
+    /// is null and `force` is set). Returns whether it was dropped.
+    pub fn clear_server(&self, ptr: *const ServerContext) -> bool {
+        let mut guard = lock(&self.server);
+        match guard.as_ref() {
+            Some(ctx) if Arc::as_ptr(ctx) == ptr => {
+                *guard = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The client context for the current `tls.conf`, built on first use and
+    /// rebuilt when the file changes.
+    pub fn client(&self) -> Result<Arc<ClientContext>> {
+        let path = config::tls_conf_path();
+        let stamp: ConfStamp = path.as_ref().and_then(|p| {
+            let meta = std::fs::metadata(p).ok()?;
+            Some((p.clone(), meta.modified().ok(), meta.len()))
+        });
+        let mut guard = lock(&self.client);
+        if let Some((cached, ctx)) = guard.as_ref() {
+            if *cached == stamp {
+                return Ok(ctx.clone());
+            }
+        }
+        let conf = match &stamp {
+            Some((p, _, _)) => TlsConf::load(p).map_err(|e| Error::Config(format!("\"{}\": cannot read ({e})", p.display())))?,
+            None => TlsConf::default(),
+        };
+        let ctx = Arc::new(ClientContext::build(&conf, stamp.as_ref().map(|s| s.0.clone())).map_err(|e| match &stamp {
+            Some((p, _, _)) => Error::Config(format!("{} (in {})", e, p.display())),
+            None => e,
+        })?);
+        log::debug!("client TLS context built; trusting {}", ctx.trust_source);
+        *guard = Some((stamp, ctx.clone()));
+        Ok(ctx)
+    }
+}
