@@ -127,6 +127,9 @@ fn server(err: &rustls::Error, peer: &Peer) -> Error {
         rustls::Error::PeerIncompatible(why) => {
             Error::Tls(format!("{who} has no TLS version or cipher suite in common with us ({why:?})"))
         }
+        rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => Error::Tls(format!(
+            "{who} does not accept this server's certificate (TLS alert {alert:?}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists"
+        )),
         _ => Error::Tls(format!("TLS with {who} failed: {err}")),
     }
 }

@@ -486,7 +486,9 @@ pub unsafe extern "C" fn pcp_secure_session_info(fd: c_int, buf: *mut c_char, bu
             if buf.is_null() {
                 return -libc::EINVAL;
             }
-            let text = handshake::describe(&session.lock());
+            let guard = session.lock();
+            let Some(conn) = guard.as_ref() else { return 0 };
+            let text = handshake::describe(conn);
             let n = text.len().min(buflen - 1);
             std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
             *buf.add(n) = 0;

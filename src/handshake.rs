@@ -26,6 +26,7 @@ pub fn client(fd: RawFd, flags: i32, host: Option<&str>) -> Result<()> {
     let result = client_inner(fd, flags, &name);
     if let Err(e) = &result {
         log::error!("secure connection to pmcd on host \"{name}\" failed: {e}");
+        table().insert(fd, Session::refused(fd, Role::Client, name));
     }
     result
 }
@@ -75,6 +76,9 @@ pub fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
     let result = server_inner(fd, flags, require_cert, &who);
     if let Err(e) = &result {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
+        // pmcd keeps the client open after a failed upgrade; make sure it
+        // cannot carry on in plaintext.
+        table().insert(fd, Session::refused(fd, Role::Server, who));
     }
     result
 }
@@ -158,6 +162,7 @@ fn read_step(fd: RawFd, conn: &mut Connection, deadline: Deadline, what: &'stati
         Ok(0) => return Err(Error::Closed(what).into()),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) => return Err(Error::Closed(what).into()),
         Err(e) => return Err(Error::Io(e).into()),
     }
     if let Err(e) = conn.process_new_packets() {

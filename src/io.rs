@@ -14,16 +14,17 @@ use crate::sock::{self, Deadline, FdIo, Ready};
 
 /// Encrypts and sends all of `buf`. Returns `buf.len()`.
 pub fn send(fd: RawFd, session: &Session, buf: &[u8]) -> Result<usize> {
-    let mut conn = session.lock();
+    let mut guard = session.lock();
+    let conn = usable(&mut guard, session)?;
     let deadline = Deadline::after(session.io_timeout);
     let mut done = 0;
     while done < buf.len() {
         let n = conn.writer().write(&buf[done..])?;
         done += n;
-        flush(fd, &mut conn, deadline)?;
+        flush(fd, conn, deadline)?;
     }
     // An empty send still flushes anything queued (alerts, key updates).
-    flush(fd, &mut conn, deadline)?;
+    flush(fd, conn, deadline)?;
     Ok(done)
 }
 
@@ -31,17 +32,18 @@ pub fn send(fd: RawFd, session: &Session, buf: &[u8]) -> Result<usize> {
 /// blocking socket for the first TLS bytes; once a record has started, waits
 /// at most the session's time-out for the rest of it.
 pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
-    let mut conn = session.lock();
+    let mut guard = session.lock();
+    let conn = usable(&mut guard, session)?;
     let mut deadline: Option<Deadline> = None;
     loop {
         match conn.reader().read(buf) {
             Ok(n) => {
-                session.update_pending(&mut conn);
+                session.update_pending(conn);
                 return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                session.update_pending(&mut conn);
+                session.update_pending(conn);
                 return Ok(0);
             }
             Err(e) => return Err(Error::Io(e)),
@@ -56,7 +58,7 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         }
         match conn.read_tls(&mut FdIo(fd)) {
             Ok(0) => {
-                session.update_pending(&mut conn);
+                session.update_pending(conn);
                 return Ok(0);
             }
             Ok(_) => {}
@@ -70,7 +72,7 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         }
         if let Err(e) = conn.process_new_packets() {
             let d = deadline.unwrap_or_else(|| Deadline::after(session.io_timeout));
-            let _ = flush(fd, &mut conn, d);
+            let _ = flush(fd, conn, d);
             session.pending.store(false, std::sync::atomic::Ordering::Release);
             let peer = Peer {
                 role: session.role,
@@ -87,16 +89,24 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         }
         if conn.wants_write() {
             // Post-handshake messages (key updates) need an answer.
-            flush(fd, &mut conn, deadline.unwrap_or_else(|| Deadline::after(session.io_timeout)))?;
+            flush(fd, conn, deadline.unwrap_or_else(|| Deadline::after(session.io_timeout)))?;
         }
     }
 }
 
+/// The connection of a session, or the error for a refused descriptor.
+fn usable<'a>(guard: &'a mut Option<rustls::Connection>, session: &Session) -> Result<&'a mut rustls::Connection> {
+    guard.as_mut().ok_or_else(|| {
+        Error::Tls(format!("the secure connection with {} failed earlier; no data may pass", session.peer))
+    })
+}
+
 /// Sends close_notify, best effort and without waiting.
 pub fn close(fd: RawFd, session: &Session) {
-    let mut conn = session.lock();
+    let mut guard = session.lock();
+    let Some(conn) = guard.as_mut() else { return };
     conn.send_close_notify();
-    if let Err(e) = flush(fd, &mut conn, Deadline::after(std::time::Duration::from_millis(0))) {
+    if let Err(e) = flush(fd, conn, Deadline::after(std::time::Duration::from_millis(0))) {
         log::debug!("fd {fd}: close_notify to {} not sent: {e}", session.peer);
     }
 }

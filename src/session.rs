@@ -15,8 +15,10 @@ use crate::sock;
 /// One descriptor's TLS state.
 #[derive(Debug)]
 pub struct Session {
-    /// The rustls connection; held only while one call works on it.
-    pub conn: Mutex<rustls::Connection>,
+    /// The rustls connection; held only while one call works on it. `None`
+    /// marks a descriptor whose secure upgrade failed: it must never carry
+    /// plaintext afterwards, so every read and write on it fails.
+    conn: Mutex<Option<rustls::Connection>>,
     /// Plaintext is buffered inside the TLS layer, waiting to be read; read
     /// by the `select` hook without taking `conn`.
     pub pending: AtomicBool,
@@ -35,7 +37,7 @@ impl Session {
     pub fn new(fd: RawFd, mut conn: rustls::Connection, role: Role, peer: String, io_timeout: Duration) -> Session {
         let pending = plaintext_waiting(&mut conn);
         Session {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Some(conn)),
             pending: AtomicBool::new(pending),
             role,
             peer,
@@ -44,9 +46,22 @@ impl Session {
         }
     }
 
+    /// A descriptor whose secure upgrade failed: it stays unusable until
+    /// it is closed, so that a peer that failed TLS cannot go on in plaintext.
+    pub fn refused(fd: RawFd, role: Role, peer: String) -> Session {
+        Session {
+            conn: Mutex::new(None),
+            pending: AtomicBool::new(false),
+            role,
+            peer,
+            io_timeout: Duration::ZERO,
+            identity: sock::identity(fd),
+        }
+    }
+
     /// Locks the connection (a poisoned lock is still usable: rustls state
-    /// is consistent between calls).
-    pub fn lock(&self) -> MutexGuard<'_, rustls::Connection> {
+    /// is consistent between calls). `None` inside: a refused descriptor.
+    pub fn lock(&self) -> MutexGuard<'_, Option<rustls::Connection>> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
