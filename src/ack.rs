@@ -29,7 +29,9 @@ pub fn body_len(header: &[u8; pcp::PDU_HEADER_LEN]) -> Result<usize> {
         )));
     }
     if len != pcp::PDU_ERROR_LEN as i32 && len != pcp::PDU_XERROR_LEN as i32 {
-        return Err(Error::Protocol(format!("secure-ack status PDU has bad length {len}")));
+        return Err(Error::Protocol(format!(
+            "secure-ack status PDU has bad length {len}"
+        )));
     }
     Ok(len as usize - pcp::PDU_HEADER_LEN)
 }
@@ -47,7 +49,12 @@ pub fn status(body: &[u8]) -> i32 {
 
 /// Sends the status PDU.
 pub fn send(fd: RawFd, status: i32, deadline: Deadline) -> Result<()> {
-    sock::write_all(fd, &encode(status), deadline, "sending the secure-ack status")
+    sock::write_all(
+        fd,
+        &encode(status),
+        deadline,
+        "sending the secure-ack status",
+    )
 }
 
 /// Reads the status PDU and returns the server's status.
@@ -66,7 +73,10 @@ mod tests {
 
     #[test]
     fn encodes_the_documented_bytes() {
-        assert_eq!(encode(0), [0, 0, 0, 0x10, 0, 0, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            encode(0),
+            [0, 0, 0, 0x10, 0, 0, 0x70, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
         let e = encode(-95);
         assert_eq!(&e[12..], &(-95i32).to_be_bytes());
     }

@@ -14,9 +14,15 @@ pub fn load_chain(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>>
     let bytes = read(key, path)?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Config(format!("{key} \"{path}\": not a readable PEM certificate file ({e})")))?;
+        .map_err(|e| {
+            Error::Config(format!(
+                "{key} \"{path}\": not a readable PEM certificate file ({e})"
+            ))
+        })?;
     if chain.is_empty() {
-        return Err(Error::Config(format!("{key} \"{path}\": no certificate (BEGIN CERTIFICATE) found")));
+        return Err(Error::Config(format!(
+            "{key} \"{path}\": no certificate (BEGIN CERTIFICATE) found"
+        )));
     }
     Ok(chain)
 }
@@ -41,20 +47,27 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
     let mut roots = RootCertStore::empty();
     if let Some(path) = ca_file {
         for cert in load_chain("tls-ca-cert-file", path)? {
-            roots
-                .add(cert)
-                .map_err(|e| Error::Config(format!("tls-ca-cert-file \"{path}\": unusable CA certificate ({e})")))?;
+            roots.add(cert).map_err(|e| {
+                Error::Config(format!(
+                    "tls-ca-cert-file \"{path}\": unusable CA certificate ({e})"
+                ))
+            })?;
         }
     }
     if let Some(dir) = ca_dir {
-        let entries = std::fs::read_dir(dir)
-            .map_err(|e| Error::Config(format!("tls-ca-cert-dir \"{dir}\": cannot read directory ({e})")))?;
+        let entries = std::fs::read_dir(dir).map_err(|e| {
+            Error::Config(format!(
+                "tls-ca-cert-dir \"{dir}\": cannot read directory ({e})"
+            ))
+        })?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths.iter().filter(|p| p.is_file()) {
             // A CA directory holds other files too (hash links to the same
             // certificates, READMEs); take the certificates it has.
-            let Ok(bytes) = std::fs::read(path) else { continue };
+            let Ok(bytes) = std::fs::read(path) else {
+                continue;
+            };
             for cert in CertificateDer::pem_slice_iter(&bytes).flatten() {
                 let _ = roots.add(cert);
             }
@@ -67,7 +80,9 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
             (None, Some(d)) => format!("tls-ca-cert-dir \"{d}\""),
             (None, None) => unreachable!("checked above"),
         };
-        return Err(Error::Config(format!("{what}: no usable CA certificate found")));
+        return Err(Error::Config(format!(
+            "{what}: no usable CA certificate found"
+        )));
     }
     Ok(Some(roots))
 }
@@ -81,5 +96,6 @@ pub fn system_roots() -> RootCertStore {
 }
 
 fn read(key: &str, path: &str) -> Result<Vec<u8>> {
-    std::fs::read(Path::new(path)).map_err(|e| Error::Config(format!("{key} \"{path}\": cannot read ({e})")))
+    std::fs::read(Path::new(path))
+        .map_err(|e| Error::Config(format!("{key} \"{path}\": cannot read ({e})")))
 }

@@ -98,7 +98,9 @@ fn split_line(line: &str) -> Option<(&str, &str)> {
         return None;
     }
     let value = rest[sep + 1..].trim_start();
-    let value_end = value.find(|c: char| c == '#' || c.is_whitespace()).unwrap_or(value.len());
+    let value_end = value
+        .find(|c: char| c == '#' || c.is_whitespace())
+        .unwrap_or(value.len());
     let value = &value[..value_end];
     (!value.is_empty()).then_some((key, value))
 }
@@ -113,9 +115,9 @@ pub fn tls_conf_path() -> Option<PathBuf> {
     let pcp_conf = std::env::var_os("PCP_CONF").unwrap_or_else(|| "/etc/pcp.conf".into());
     let text = std::fs::read_to_string(pcp_conf).ok()?;
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("PCP_TLSCONF_PATH="))
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("PCP_TLSCONF_PATH="))
         .map(|v| PathBuf::from(v.trim().trim_matches('"')))
-        .last()
 }
 
 /// Which end of a connection we are.
@@ -168,7 +170,9 @@ mod tests {
 
     #[test]
     fn keys_may_be_prefixes_and_later_lines_win() {
-        let conf = TlsConf::parse("tls-ca = /first\ntls-ciphersuites = S\ntls-ca-cert-f = /second\ntls-ciphers = C\n");
+        let conf = TlsConf::parse(
+            "tls-ca = /first\ntls-ciphersuites = S\ntls-ca-cert-f = /second\ntls-ciphers = C\n",
+        );
         // "tls-ca" is a prefix of tls-ca-cert-file, the first key it matches.
         assert_eq!(conf.ca_cert_file.as_deref(), Some("/second"));
         assert_eq!(conf.ciphersuites.as_deref(), Some("S"));

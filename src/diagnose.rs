@@ -32,7 +32,9 @@ pub fn explain(err: &rustls::Error, peer: &Peer) -> Error {
 
 fn certificate(err: &CertificateError) -> Option<String> {
     Some(match err {
-        CertificateError::Expired | CertificateError::ExpiredContext { .. } => "the certificate has expired".into(),
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the certificate has expired".into()
+        }
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "the certificate is not valid yet (check the clocks)".into()
         }
@@ -139,33 +141,56 @@ mod tests {
     use super::*;
 
     fn peer(role: Role, sent_cert: bool) -> Peer {
-        Peer { role, name: "pcp.example".into(), trust: "tls-ca-cert-file \"/ca\"".into(), conf: "/tls.conf".into(), sent_cert }
+        Peer {
+            role,
+            name: "pcp.example".into(),
+            trust: "tls-ca-cert-file \"/ca\"".into(),
+            conf: "/tls.conf".into(),
+            sent_cert,
+        }
     }
 
     #[test]
     fn untrusted_issuer_names_host_and_trust() {
-        let e = explain(&rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer), &peer(Role::Client, false));
+        let e = explain(
+            &rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            &peer(Role::Client, false),
+        );
         let text = e.to_string();
-        assert!(text.contains("\"pcp.example\"") && text.contains("not trusted") && text.contains("/ca"), "{text}");
+        assert!(
+            text.contains("\"pcp.example\"")
+                && text.contains("not trusted")
+                && text.contains("/ca"),
+            "{text}"
+        );
     }
 
     #[test]
     fn certificate_required_alert_is_need_client_cert() {
-        let e = explain(&rustls::Error::AlertReceived(AlertDescription::CertificateRequired), &peer(Role::Client, false));
+        let e = explain(
+            &rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+            &peer(Role::Client, false),
+        );
         assert_eq!(e.code(), crate::pcp::PM_ERR_NEEDCLIENTCERT);
         assert!(e.to_string().contains("/tls.conf"));
     }
 
     #[test]
     fn rejected_certificate_when_one_was_sent() {
-        let e = explain(&rustls::Error::AlertReceived(AlertDescription::UnknownCA), &peer(Role::Client, true));
+        let e = explain(
+            &rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+            &peer(Role::Client, true),
+        );
         assert_eq!(e.code(), crate::pcp::PM_ERR_TLS);
         assert!(e.to_string().contains("rejected our client certificate"));
     }
 
     #[test]
     fn server_side_missing_certificate() {
-        let e = explain(&rustls::Error::NoCertificatesPresented, &peer(Role::Server, false));
+        let e = explain(
+            &rustls::Error::NoCertificatesPresented,
+            &peer(Role::Server, false),
+        );
         assert_eq!(e.code(), crate::pcp::PM_ERR_NEEDCLIENTCERT);
     }
 }

@@ -66,7 +66,9 @@ impl fmt::Display for Error {
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::Tls(what) => f.write_str(what),
             Error::NeedClientCert(what) => f.write_str(what),
-            Error::ServerStatus(code) => write!(f, "server refused the secure connection (status {code})"),
+            Error::ServerStatus(code) => {
+                write!(f, "server refused the secure connection (status {code})")
+            }
             Error::NotSupported(what) => f.write_str(what),
             Error::Config(what) => f.write_str(what),
         }

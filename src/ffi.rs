@@ -23,7 +23,10 @@ macro_rules! entry {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
             Err(_) => {
-                crate::log::error!("internal error in {}; the call failed safely", module_path!());
+                crate::log::error!(
+                    "internal error in {}; the call failed safely",
+                    module_path!()
+                );
                 $on_panic
             }
         }
@@ -100,7 +103,10 @@ pub unsafe extern "C" fn __pmSecureClientHandshake(
         if flags & pcp::PDU_FLAG_SECURE == 0 {
             return match next::client_handshake() {
                 Some(f) => f(fd, flags, hostname, attrs.cast()),
-                None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD | pcp::PDU_FLAG_COMPRESS) != 0 => {
+                None if flags
+                    & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD | pcp::PDU_FLAG_COMPRESS)
+                    != 0 =>
+                {
                     -libc::EOPNOTSUPP
                 }
                 None => 0,
@@ -113,7 +119,9 @@ pub unsafe extern "C" fn __pmSecureClientHandshake(
         if let Err(e) = handshake::client(fd, flags, host.as_deref()) {
             return failure(&e);
         }
-        sasl(flags, |rest| next::client_handshake().map(|f| f(fd, rest, hostname, attrs.cast())))
+        sasl(flags, |rest| {
+            next::client_handshake().map(|f| f(fd, rest, hostname, attrs.cast()))
+        })
     })
 }
 
@@ -126,7 +134,11 @@ pub unsafe extern "C" fn __pmSecureClientHandshake(
 /// # Safety
 /// `attrs` is NULL or libpcp's attribute table for this client.
 #[no_mangle]
-pub unsafe extern "C" fn __pmSecureServerHandshake(fd: c_int, flags: c_int, attrs: *mut __pmHashCtl) -> c_int {
+pub unsafe extern "C" fn __pmSecureServerHandshake(
+    fd: c_int,
+    flags: c_int,
+    attrs: *mut __pmHashCtl,
+) -> c_int {
     entry!(pcp::PM_ERR_TLS, {
         if fd < 0 {
             return -libc::EBADF;
@@ -138,7 +150,9 @@ pub unsafe extern "C" fn __pmSecureServerHandshake(fd: c_int, flags: c_int, attr
         if flags & pcp::PDU_FLAG_SECURE == 0 {
             return match next::server_handshake() {
                 Some(f) => f(fd, flags, attrs.cast()),
-                None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD) != 0 => -libc::EOPNOTSUPP,
+                None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD) != 0 => {
+                    -libc::EOPNOTSUPP
+                }
                 None => 0,
             };
         }
@@ -146,7 +160,9 @@ pub unsafe extern "C" fn __pmSecureServerHandshake(fd: c_int, flags: c_int, attr
         if let Err(e) = handshake::server(fd, flags, require) {
             return failure(&e);
         }
-        sasl(flags, |rest| next::server_handshake().map(|f| f(fd, rest, attrs.cast())))
+        sasl(flags, |rest| {
+            next::server_handshake().map(|f| f(fd, rest, attrs.cast()))
+        })
     })
 }
 
@@ -275,7 +291,12 @@ fn data_result(result: crate::error::Result<usize>) -> ssize_t {
 /// # Safety
 /// `buffer` is valid for reads of `length` bytes (or NULL with length 0).
 #[no_mangle]
-pub unsafe extern "C" fn __pmSend(fd: c_int, buffer: *const c_void, length: size_t, flags: c_int) -> ssize_t {
+pub unsafe extern "C" fn __pmSend(
+    fd: c_int,
+    buffer: *const c_void,
+    length: size_t,
+    flags: c_int,
+) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
         if fd < 0 {
             return -libc::EBADF as ssize_t;
@@ -296,7 +317,12 @@ pub unsafe extern "C" fn __pmSend(fd: c_int, buffer: *const c_void, length: size
 /// # Safety
 /// `buffer` is valid for writes of `length` bytes (or NULL with length 0).
 #[no_mangle]
-pub unsafe extern "C" fn __pmRecv(fd: c_int, buffer: *mut c_void, length: size_t, flags: c_int) -> ssize_t {
+pub unsafe extern "C" fn __pmRecv(
+    fd: c_int,
+    buffer: *mut c_void,
+    length: size_t,
+    flags: c_int,
+) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
         if fd < 0 {
             return -libc::EBADF as ssize_t;
@@ -456,7 +482,13 @@ pub unsafe extern "C" fn select(
 }
 
 fn version_str() -> &'static str {
-    concat!("libpcp_secure ", env!("CARGO_PKG_VERSION"), " (rustls ", env!("PCP_SECURE_RUSTLS_VERSION"), ")")
+    concat!(
+        "libpcp_secure ",
+        env!("CARGO_PKG_VERSION"),
+        " (rustls ",
+        env!("PCP_SECURE_RUSTLS_VERSION"),
+        ")"
+    )
 }
 
 /// The library's version and the rustls version it was built with, for
@@ -468,7 +500,8 @@ fn version_str() -> &'static str {
 pub unsafe extern "C" fn pcp_secure_version() -> *const c_char {
     entry!(c"libpcp_secure".as_ptr(), {
         static TEXT: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
-        TEXT.get_or_init(|| std::ffi::CString::new(version_str()).unwrap_or_default()).as_ptr()
+        TEXT.get_or_init(|| std::ffi::CString::new(version_str()).unwrap_or_default())
+            .as_ptr()
     })
 }
 
@@ -479,9 +512,15 @@ pub unsafe extern "C" fn pcp_secure_version() -> *const c_char {
 /// # Safety
 /// `buf` is NULL (with `buflen` 0) or valid for writes of `buflen` bytes.
 #[no_mangle]
-pub unsafe extern "C" fn pcp_secure_session_info(fd: c_int, buf: *mut c_char, buflen: size_t) -> c_int {
+pub unsafe extern "C" fn pcp_secure_session_info(
+    fd: c_int,
+    buf: *mut c_char,
+    buflen: size_t,
+) -> c_int {
     entry!(-libc::EINVAL, {
-        let Some(session) = table().get(fd) else { return 0 };
+        let Some(session) = table().get(fd) else {
+            return 0;
+        };
         if buflen > 0 {
             if buf.is_null() {
                 return -libc::EINVAL;
@@ -508,7 +547,10 @@ mod tests {
             let body_start = chunk.find('{').expect("function body");
             let body = chunk[body_start + 1..].trim_start();
             let name = chunk.split('(').next().unwrap_or("?");
-            assert!(body.starts_with("entry!("), "export {name} does not start with entry!");
+            assert!(
+                body.starts_with("entry!("),
+                "export {name} does not start with entry!"
+            );
             exports += 1;
         }
         assert!(exports >= 15, "found only {exports} exports");

@@ -51,11 +51,20 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
             "pmcd on host \"{name}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {conf}"
         )));
     }
-    let server_name = ServerName::try_from(name.to_string())
-        .map_err(|e| Error::Tls(format!("host name \"{name}\" cannot be checked against a certificate ({e})")))?;
+    let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
+        Error::Tls(format!(
+            "host name \"{name}\" cannot be checked against a certificate ({e})"
+        ))
+    })?;
     let (conn, asked) = ctx.connection(server_name)?;
     let mut conn = Connection::Client(conn);
-    let mut peer = Peer { role: Role::Client, name: name.to_string(), trust: ctx.trust_source.clone(), conf, sent_cert: false };
+    let mut peer = Peer {
+        role: Role::Client,
+        name: name.to_string(),
+        trust: ctx.trust_source.clone(),
+        conf,
+        sent_cert: false,
+    };
     let outcome = drive(fd, &mut conn, deadline);
     peer.sent_cert = asked.load(Ordering::Relaxed) && ctx.has_identity();
     outcome.map_err(|f| f.explain(&peer))?;
@@ -64,8 +73,14 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
         // our handshake is done: wait for its verdict, its first records.
         await_verdict(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
     }
-    log::debug!("fd {fd}: TLS with pmcd on host \"{name}\" established ({})", describe(&conn));
-    table().insert(fd, Session::new(fd, conn, Role::Client, name.to_string(), timeout));
+    log::debug!(
+        "fd {fd}: TLS with pmcd on host \"{name}\" established ({})",
+        describe(&conn)
+    );
+    table().insert(
+        fd,
+        Session::new(fd, conn, Role::Client, name.to_string(), timeout),
+    );
     Ok(())
 }
 
@@ -95,7 +110,9 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         Err(err)
     };
     if flags & pcp::PDU_FLAG_COMPRESS != 0 {
-        return refuse(Error::NotSupported("the client asked for compression, which is not supported".into()));
+        return refuse(Error::NotSupported(
+            "the client asked for compression, which is not supported".into(),
+        ));
     }
     let Some(ctx) = store().server() else {
         return refuse(Error::NotSupported(
@@ -110,10 +127,19 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         ack::send(fd, 0, deadline)?;
     }
     let mut conn = Connection::Server(conn);
-    let peer = Peer { role: Role::Server, name: who.to_string(), trust: String::new(), conf: String::new(), sent_cert: true };
+    let peer = Peer {
+        role: Role::Server,
+        name: who.to_string(),
+        trust: String::new(),
+        conf: String::new(),
+        sent_cert: true,
+    };
     drive(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
-    table().insert(fd, Session::new(fd, conn, Role::Server, who.to_string(), timeout));
+    table().insert(
+        fd,
+        Session::new(fd, conn, Role::Server, who.to_string(), timeout),
+    );
     Ok(())
 }
 
@@ -147,7 +173,9 @@ pub fn flush(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> Result<()>
     while conn.wants_write() {
         match conn.write_tls(&mut FdIo(fd)) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => sock::wait(fd, Ready::Write, deadline, "room to send TLS data")?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                sock::wait(fd, Ready::Write, deadline, "room to send TLS data")?
+            }
             Err(e) => return Err(Error::Io(e)),
         }
     }
@@ -156,13 +184,20 @@ pub fn flush(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> Result<()>
 
 /// Reads once from the descriptor into rustls (waiting until the deadline)
 /// and processes what arrived. A TLS error is answered with its alert.
-fn read_step(fd: RawFd, conn: &mut Connection, deadline: Deadline, what: &'static str) -> std::result::Result<(), Failure> {
+fn read_step(
+    fd: RawFd,
+    conn: &mut Connection,
+    deadline: Deadline,
+    what: &'static str,
+) -> std::result::Result<(), Failure> {
     sock::wait(fd, Ready::Read, deadline, what)?;
     match conn.read_tls(&mut FdIo(fd)) {
         Ok(0) => return Err(Error::Closed(what).into()),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) => return Err(Error::Closed(what).into()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNRESET | libc::EPIPE)) => {
+            return Err(Error::Closed(what).into())
+        }
         Err(e) => return Err(Error::Io(e).into()),
     }
     if let Err(e) = conn.process_new_packets() {
@@ -188,8 +223,17 @@ fn drive(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::result::R
 /// certificate: wait for the server's first records (session tickets when it
 /// accepted us, an alert when not). A server that sends nothing costs only
 /// the wait; it is not an error.
-fn await_verdict(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::result::Result<(), Failure> {
-    match read_step(fd, conn, deadline, "the server's verdict on our certificate") {
+fn await_verdict(
+    fd: RawFd,
+    conn: &mut Connection,
+    deadline: Deadline,
+) -> std::result::Result<(), Failure> {
+    match read_step(
+        fd,
+        conn,
+        deadline,
+        "the server's verdict on our certificate",
+    ) {
         Err(Failure::Other(Error::Timeout(_))) => Ok(()),
         Err(Failure::Other(Error::Closed(_))) => Err(Failure::Tls(rustls::Error::AlertReceived(
             rustls::AlertDescription::CertificateRequired,
@@ -202,7 +246,12 @@ fn await_verdict(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::r
 /// brackets; this machine's name for local (unix socket) connections.
 fn host_for_tls(host: Option<&str>) -> String {
     match host.map(str::trim) {
-        Some(h) if !h.is_empty() && !h.starts_with('/') && !h.starts_with("local:") && !h.starts_with("unix:") => {
+        Some(h)
+            if !h.is_empty()
+                && !h.starts_with('/')
+                && !h.starts_with("local:")
+                && !h.starts_with("unix:") =>
+        {
             h.trim_start_matches('[').trim_end_matches(']').to_string()
         }
         _ => local_host_name(),
@@ -224,20 +273,30 @@ fn peer_address(fd: RawFd) -> String {
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: storage is large enough for any address; len tells getpeername so.
-    let rc = unsafe { libc::getpeername(fd, (&mut storage as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return format!("on fd {fd}");
     }
     match storage.ss_family as i32 {
         libc::AF_INET => {
             // SAFETY: the family says this is a sockaddr_in.
-            let sin = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let sin = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
             let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
             format!("{ip}:{}", u16::from_be(sin.sin_port))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says this is a sockaddr_in6.
-            let sin6 = unsafe { &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let sin6 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
             let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             format!("[{ip}]:{}", u16::from_be(sin6.sin6_port))
         }
@@ -248,8 +307,14 @@ fn peer_address(fd: RawFd) -> String {
 
 /// "TLSv1_3 TLS13_AES_256_GCM_SHA384" for a connection.
 pub fn describe(conn: &Connection) -> String {
-    let version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_else(|| "?".into());
-    let suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_else(|| "?".into());
+    let version = conn
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_else(|| "?".into());
+    let suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_else(|| "?".into());
     format!("{version} {suite}")
 }
 
@@ -262,7 +327,10 @@ mod tests {
         assert_eq!(host_for_tls(Some("localhost")), "localhost");
         assert_eq!(host_for_tls(Some("[::1]")), "::1");
         assert_eq!(host_for_tls(Some("pcp.example")), "pcp.example");
-        assert_eq!(host_for_tls(Some("/run/pcp/pmcd.socket")), local_host_name());
+        assert_eq!(
+            host_for_tls(Some("/run/pcp/pmcd.socket")),
+            local_host_name()
+        );
         assert_eq!(host_for_tls(None), local_host_name());
     }
 }

@@ -73,7 +73,9 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         if let Err(e) = conn.process_new_packets() {
             let d = deadline.unwrap_or_else(|| Deadline::after(session.io_timeout));
             let _ = flush(fd, conn, d);
-            session.pending.store(false, std::sync::atomic::Ordering::Release);
+            session
+                .pending
+                .store(false, std::sync::atomic::Ordering::Release);
             let peer = Peer {
                 role: session.role,
                 name: session.peer.clone(),
@@ -89,15 +91,25 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         }
         if conn.wants_write() {
             // Post-handshake messages (key updates) need an answer.
-            flush(fd, conn, deadline.unwrap_or_else(|| Deadline::after(session.io_timeout)))?;
+            flush(
+                fd,
+                conn,
+                deadline.unwrap_or_else(|| Deadline::after(session.io_timeout)),
+            )?;
         }
     }
 }
 
 /// The connection of a session, or the error for a refused descriptor.
-fn usable<'a>(guard: &'a mut Option<rustls::Connection>, session: &Session) -> Result<&'a mut rustls::Connection> {
+fn usable<'a>(
+    guard: &'a mut Option<rustls::Connection>,
+    session: &Session,
+) -> Result<&'a mut rustls::Connection> {
     guard.as_mut().ok_or_else(|| {
-        Error::Tls(format!("the secure connection with {} failed earlier; no data may pass", session.peer))
+        Error::Tls(format!(
+            "the secure connection with {} failed earlier; no data may pass",
+            session.peer
+        ))
     })
 }
 
@@ -106,7 +118,11 @@ pub fn close(fd: RawFd, session: &Session) {
     let mut guard = session.lock();
     let Some(conn) = guard.as_mut() else { return };
     conn.send_close_notify();
-    if let Err(e) = flush(fd, conn, Deadline::after(std::time::Duration::from_millis(0))) {
+    if let Err(e) = flush(
+        fd,
+        conn,
+        Deadline::after(std::time::Duration::from_millis(0)),
+    ) {
         log::debug!("fd {fd}: close_notify to {} not sent: {e}", session.peer);
     }
 }

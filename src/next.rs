@@ -8,7 +8,8 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
 /// `int __pmSecureClientHandshake(int, int, const char *, __pmHashCtl *)`
-pub type ClientHandshakeFn = unsafe extern "C" fn(c_int, c_int, *const c_char, *mut c_void) -> c_int;
+pub type ClientHandshakeFn =
+    unsafe extern "C" fn(c_int, c_int, *const c_char, *mut c_void) -> c_int;
 /// `int __pmSecureServerHandshake(int, int, __pmHashCtl *)`
 pub type ServerHandshakeFn = unsafe extern "C" fn(c_int, c_int, *mut c_void) -> c_int;
 /// `int __pmServerHasFeature(__pmServerFeature)`

@@ -38,7 +38,10 @@ pub unsafe fn select(
         return real(nfds, readfds, writefds, exceptfds, timeout);
     }
     // Something is ready now: poll the rest without waiting, then add ours.
-    let mut zero = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut zero = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
     let mut n = real(nfds, readfds, writefds, exceptfds, &mut zero);
     if n < 0 {
         // Report just the buffered descriptors.

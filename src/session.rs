@@ -34,7 +34,13 @@ pub struct Session {
 
 impl Session {
     /// A session for `fd` wrapping an established connection.
-    pub fn new(fd: RawFd, mut conn: rustls::Connection, role: Role, peer: String, io_timeout: Duration) -> Session {
+    pub fn new(
+        fd: RawFd,
+        mut conn: rustls::Connection,
+        role: Role,
+        peer: String,
+        io_timeout: Duration,
+    ) -> Session {
         let pending = plaintext_waiting(&mut conn);
         Session {
             conn: Mutex::new(Some(conn)),
@@ -67,14 +73,17 @@ impl Session {
 
     /// Records whether plaintext is waiting, after a call used `conn`.
     pub fn update_pending(&self, conn: &mut rustls::Connection) {
-        self.pending.store(plaintext_waiting(conn), Ordering::Release);
+        self.pending
+            .store(plaintext_waiting(conn), Ordering::Release);
     }
 }
 
 /// True when the connection holds decrypted data not yet read, or a pending
 /// error that the next read should report.
 fn plaintext_waiting(conn: &mut rustls::Connection) -> bool {
-    conn.process_new_packets().map(|state| state.plaintext_bytes_to_read() > 0).unwrap_or(true)
+    conn.process_new_packets()
+        .map(|state| state.plaintext_bytes_to_read() > 0)
+        .unwrap_or(true)
 }
 
 /// The table itself.
@@ -82,7 +91,9 @@ pub struct Table {
     map: Mutex<HashMap<RawFd, Arc<Session>>>,
 }
 
-static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| Table { map: Mutex::new(HashMap::new()) });
+static TABLE: std::sync::LazyLock<Table> = std::sync::LazyLock::new(|| Table {
+    map: Mutex::new(HashMap::new()),
+});
 
 /// The process-wide session table.
 pub fn table() -> &'static Table {

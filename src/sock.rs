@@ -21,7 +21,8 @@ impl Deadline {
     fn remaining_ms(&self) -> i32 {
         let left = self.0.saturating_duration_since(Instant::now());
         // Round up so that a few microseconds left still means one more wait.
-        i32::try_from(left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0)).unwrap_or(i32::MAX)
+        i32::try_from(left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0))
+            .unwrap_or(i32::MAX)
     }
 }
 
@@ -45,7 +46,11 @@ pub fn wait(fd: RawFd, ready: Ready, deadline: Deadline, what: &'static str) -> 
         if ms == 0 {
             return Err(Error::Timeout(what));
         }
-        let mut pfd = libc::pollfd { fd, events, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
         // SAFETY: pfd is a valid pollfd for the duration of the call.
         let n = unsafe { libc::poll(&mut pfd, 1, ms) };
         if n > 0 {

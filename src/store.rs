@@ -12,7 +12,9 @@ use rustls::client::ResolvesClientCert;
 use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, RootCertStore, ServerConfig, ServerConnection, SignatureScheme,
+};
 
 use crate::certs;
 use crate::config::{self, TlsConf};
@@ -39,15 +41,18 @@ impl ServerContext {
             .cert_file
             .as_deref()
             .ok_or_else(|| Error::Config("tls-cert-file is not set".into()))?;
-        let key_file = conf
-            .key_file
-            .as_deref()
-            .ok_or_else(|| Error::Config(format!("tls-key-file is not set (tls-cert-file is \"{cert_file}\")")))?;
+        let key_file = conf.key_file.as_deref().ok_or_else(|| {
+            Error::Config(format!(
+                "tls-key-file is not set (tls-cert-file is \"{cert_file}\")"
+            ))
+        })?;
         let provider = suites::provider(conf)?;
         let chain = certs::load_chain("tls-cert-file", cert_file)?;
         let key = certs::load_key("tls-key-file", key_file)?;
         let identity = Arc::new(CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
-            Error::Config(format!("tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"))
+            Error::Config(format!(
+                "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
+            ))
         })?);
         let roots = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
 
@@ -61,9 +66,19 @@ impl ServerContext {
             };
             Ok(Arc::new(builder.with_cert_resolver(Arc::new(FixedIdentity(identity.clone())))))
         };
-        let verifier = |roots: RootCertStore, optional: bool| -> std::result::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
-            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
-            let builder = if optional { builder.allow_unauthenticated() } else { builder };
+        let verifier = |roots: RootCertStore,
+                        optional: bool|
+         -> std::result::Result<
+            Arc<dyn rustls::server::danger::ClientCertVerifier>,
+            String,
+        > {
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder = if optional {
+                builder.allow_unauthenticated()
+            } else {
+                builder
+            };
             builder.build().map_err(|e| e.to_string())
         };
 
@@ -82,8 +97,14 @@ impl ServerContext {
                 }
             }
         };
-        let required = required_roots.and_then(|r| verifier(r, false)).and_then(|v| make(Some(v)).map_err(|e| e.to_string()));
-        Ok(ServerContext { optional, required, verify_clients: conf.verify_clients() })
+        let required = required_roots
+            .and_then(|r| verifier(r, false))
+            .and_then(|v| make(Some(v)).map_err(|e| e.to_string()));
+        Ok(ServerContext {
+            optional,
+            required,
+            verify_clients: conf.verify_clients(),
+        })
     }
 
     /// A new server connection; `require_cert` makes a client certificate
@@ -146,18 +167,26 @@ impl ClientContext {
     /// Builds the context from the client's settings.
     pub fn build(conf: &TlsConf, conf_path: Option<PathBuf>) -> Result<ClientContext> {
         let provider = suites::provider(conf)?;
-        let (roots, trust_source) = match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
-            Some(r) => {
-                let source = match (&conf.ca_cert_file, &conf.ca_cert_dir) {
-                    (Some(f), _) => format!("tls-ca-cert-file \"{f}\""),
-                    (None, Some(d)) => format!("tls-ca-cert-dir \"{d}\""),
-                    (None, None) => unreachable!("roots come from a setting"),
-                };
-                (r, source)
-            }
-            None => (certs::system_roots(), "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)".to_string()),
-        };
-        let identity = match (conf.client_cert_file.as_deref(), conf.client_key_file.as_deref()) {
+        let (roots, trust_source) =
+            match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
+                Some(r) => {
+                    let source = match (&conf.ca_cert_file, &conf.ca_cert_dir) {
+                        (Some(f), _) => format!("tls-ca-cert-file \"{f}\""),
+                        (None, Some(d)) => format!("tls-ca-cert-dir \"{d}\""),
+                        (None, None) => unreachable!("roots come from a setting"),
+                    };
+                    (r, source)
+                }
+                None => (
+                    certs::system_roots(),
+                    "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)"
+                        .to_string(),
+                ),
+            };
+        let identity = match (
+            conf.client_cert_file.as_deref(),
+            conf.client_key_file.as_deref(),
+        ) {
             (Some(cert), Some(key)) => {
                 let chain = certs::load_chain("tls-client-cert-file", cert)?;
                 let der = certs::load_key("tls-client-key-file", key)?;
@@ -166,10 +195,14 @@ impl ClientContext {
                 })?))
             }
             (Some(cert), None) => {
-                return Err(Error::Config(format!("tls-client-cert-file \"{cert}\" is set but tls-client-key-file is not")))
+                return Err(Error::Config(format!(
+                    "tls-client-cert-file \"{cert}\" is set but tls-client-key-file is not"
+                )))
             }
             (None, Some(key)) => {
-                return Err(Error::Config(format!("tls-client-key-file \"{key}\" is set but tls-client-cert-file is not")))
+                return Err(Error::Config(format!(
+                    "tls-client-key-file \"{key}\" is set but tls-client-cert-file is not"
+                )))
             }
             (None, None) => None,
         };
@@ -178,7 +211,12 @@ impl ClientContext {
             .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(ClientContext { base: Arc::new(base), identity, trust_source, conf_path })
+        Ok(ClientContext {
+            base: Arc::new(base),
+            identity,
+            trust_source,
+            conf_path,
+        })
     }
 
     /// True when a client certificate is configured.
@@ -188,11 +226,18 @@ impl ClientContext {
 
     /// A new client connection to `name`; the flag turns true if the server
     /// asks for a client certificate.
-    pub fn connection(&self, name: ServerName<'static>) -> Result<(ClientConnection, Arc<AtomicBool>)> {
+    pub fn connection(
+        &self,
+        name: ServerName<'static>,
+    ) -> Result<(ClientConnection, Arc<AtomicBool>)> {
         let asked = Arc::new(AtomicBool::new(false));
         let mut config = (*self.base).clone();
-        config.client_auth_cert_resolver = Arc::new(Identity { key: self.identity.clone(), asked: asked.clone() });
-        let conn = ClientConnection::new(Arc::new(config), name).map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
+        config.client_auth_cert_resolver = Arc::new(Identity {
+            key: self.identity.clone(),
+            asked: asked.clone(),
+        });
+        let conn = ClientConnection::new(Arc::new(config), name)
+            .map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
         Ok((conn, asked))
     }
 }
@@ -207,7 +252,10 @@ pub struct Store {
     client: Mutex<Option<(ConfStamp, Arc<ClientContext>)>>,
 }
 
-static STORE: Store = Store { server: Mutex::new(None), client: Mutex::new(None) };
+static STORE: Store = Store {
+    server: Mutex::new(None),
+    client: Mutex::new(None),
+};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -259,13 +307,18 @@ impl Store {
             }
         }
         let conf = match &stamp {
-            Some((p, _, _)) => TlsConf::load(p).map_err(|e| Error::Config(format!("\"{}\": cannot read ({e})", p.display())))?,
+            Some((p, _, _)) => TlsConf::load(p)
+                .map_err(|e| Error::Config(format!("\"{}\": cannot read ({e})", p.display())))?,
             None => TlsConf::default(),
         };
-        let ctx = Arc::new(ClientContext::build(&conf, stamp.as_ref().map(|s| s.0.clone())).map_err(|e| match &stamp {
-            Some((p, _, _)) => Error::Config(format!("{} (in {})", e, p.display())),
-            None => e,
-        })?);
+        let ctx = Arc::new(
+            ClientContext::build(&conf, stamp.as_ref().map(|s| s.0.clone())).map_err(|e| {
+                match &stamp {
+                    Some((p, _, _)) => Error::Config(format!("{} (in {})", e, p.display())),
+                    None => e,
+                }
+            })?,
+        );
         log::debug!("client TLS context built; trusting {}", ctx.trust_source);
         *guard = Some((stamp, ctx.clone()));
         Ok(ctx)

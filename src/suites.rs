@@ -15,19 +15,56 @@ use crate::error::{Error, Result};
 
 /// OpenSSL's names of the suites rustls (ring) offers, with their codes.
 const OPENSSL_NAMES: [(&str, CipherSuite); 9] = [
-    ("TLS_AES_128_GCM_SHA256", CipherSuite::TLS13_AES_128_GCM_SHA256),
-    ("TLS_AES_256_GCM_SHA384", CipherSuite::TLS13_AES_256_GCM_SHA384),
-    ("TLS_CHACHA20_POLY1305_SHA256", CipherSuite::TLS13_CHACHA20_POLY1305_SHA256),
-    ("ECDHE-ECDSA-AES128-GCM-SHA256", CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
-    ("ECDHE-ECDSA-AES256-GCM-SHA384", CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
-    ("ECDHE-ECDSA-CHACHA20-POLY1305", CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
-    ("ECDHE-RSA-AES128-GCM-SHA256", CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
-    ("ECDHE-RSA-AES256-GCM-SHA384", CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
-    ("ECDHE-RSA-CHACHA20-POLY1305", CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+    (
+        "TLS_AES_128_GCM_SHA256",
+        CipherSuite::TLS13_AES_128_GCM_SHA256,
+    ),
+    (
+        "TLS_AES_256_GCM_SHA384",
+        CipherSuite::TLS13_AES_256_GCM_SHA384,
+    ),
+    (
+        "TLS_CHACHA20_POLY1305_SHA256",
+        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    ),
 ];
 
 /// OpenSSL cipher-string words that mean "the usual strong set".
-const GROUP_WORDS: [&str; 9] = ["DEFAULT", "HIGH", "ALL", "SECURE", "ECDHE", "EECDH", "AESGCM", "CHACHA20", "PROFILE=SYSTEM"];
+const GROUP_WORDS: [&str; 9] = [
+    "DEFAULT",
+    "HIGH",
+    "ALL",
+    "SECURE",
+    "ECDHE",
+    "EECDH",
+    "AESGCM",
+    "CHACHA20",
+    "PROFILE=SYSTEM",
+];
 
 /// The crypto provider for a configuration: ring, restricted to the suites
 /// the configuration names (all of them when it names none).
@@ -45,9 +82,14 @@ pub fn provider(conf: &TlsConf) -> Result<Arc<CryptoProvider>> {
     let mut suites = tls13;
     suites.extend(tls12);
     if suites.is_empty() {
-        return Err(Error::Config("tls-ciphers and tls-ciphersuites leave no cipher suite to use".into()));
+        return Err(Error::Config(
+            "tls-ciphers and tls-ciphersuites leave no cipher suite to use".into(),
+        ));
     }
-    Ok(Arc::new(CryptoProvider { cipher_suites: suites, ..base }))
+    Ok(Arc::new(CryptoProvider {
+        cipher_suites: suites,
+        ..base
+    }))
 }
 
 fn is_tls13(suite: &SupportedCipherSuite) -> bool {
@@ -68,7 +110,11 @@ fn lookup(name: &str) -> Option<CipherSuite> {
         })
 }
 
-fn select(key: &str, list: &str, available: &[SupportedCipherSuite]) -> Result<Vec<SupportedCipherSuite>> {
+fn select(
+    key: &str,
+    list: &str,
+    available: &[SupportedCipherSuite],
+) -> Result<Vec<SupportedCipherSuite>> {
     let mut chosen: Vec<SupportedCipherSuite> = Vec::new();
     let mut excluded: Vec<CipherSuite> = Vec::new();
     for word in list.split([':', ',', ' ']).filter(|w| !w.is_empty()) {
@@ -86,7 +132,10 @@ fn select(key: &str, list: &str, available: &[SupportedCipherSuite]) -> Result<V
             continue;
         }
         let suite = lookup(word).ok_or_else(|| {
-            Error::Config(format!("{key}: unknown or unsupported cipher \"{word}\" (supported: {})", names(available)))
+            Error::Config(format!(
+                "{key}: unknown or unsupported cipher \"{word}\" (supported: {})",
+                names(available)
+            ))
         })?;
         let found = available.iter().find(|s| s.suite() == suite).ok_or_else(|| {
             Error::Config(format!("{key}: cipher \"{word}\" belongs to the other TLS version's setting (supported here: {})", names(available)))
@@ -97,7 +146,10 @@ fn select(key: &str, list: &str, available: &[SupportedCipherSuite]) -> Result<V
     }
     chosen.retain(|s| !excluded.contains(&s.suite()));
     if chosen.is_empty() {
-        return Err(Error::Config(format!("{key} = {list}: selects no cipher suite (supported: {})", names(available))));
+        return Err(Error::Config(format!(
+            "{key} = {list}: selects no cipher suite (supported: {})",
+            names(available)
+        )));
     }
     Ok(chosen)
 }
@@ -121,7 +173,11 @@ mod tests {
     use super::*;
 
     fn conf(ciphers: Option<&str>, suites: Option<&str>) -> TlsConf {
-        TlsConf { ciphers: ciphers.map(Into::into), ciphersuites: suites.map(Into::into), ..TlsConf::default() }
+        TlsConf {
+            ciphers: ciphers.map(Into::into),
+            ciphersuites: suites.map(Into::into),
+            ..TlsConf::default()
+        }
     }
 
     #[test]
@@ -133,14 +189,28 @@ mod tests {
     #[test]
     fn tls13_names_select_exactly() {
         let p = provider(&conf(None, Some("TLS_CHACHA20_POLY1305_SHA256"))).unwrap();
-        let v13: Vec<_> = p.cipher_suites.iter().filter(|s| is_tls13(s)).map(|s| s.suite()).collect();
+        let v13: Vec<_> = p
+            .cipher_suites
+            .iter()
+            .filter(|s| is_tls13(s))
+            .map(|s| s.suite())
+            .collect();
         assert_eq!(v13, vec![CipherSuite::TLS13_CHACHA20_POLY1305_SHA256]);
     }
 
     #[test]
     fn openssl_words_and_exclusions() {
-        let p = provider(&conf(Some("DEFAULT:!MEDIUM:!ECDHE-RSA-AES128-GCM-SHA256"), None)).unwrap();
-        let v12: Vec<_> = p.cipher_suites.iter().filter(|s| !is_tls13(s)).map(|s| s.suite()).collect();
+        let p = provider(&conf(
+            Some("DEFAULT:!MEDIUM:!ECDHE-RSA-AES128-GCM-SHA256"),
+            None,
+        ))
+        .unwrap();
+        let v12: Vec<_> = p
+            .cipher_suites
+            .iter()
+            .filter(|s| !is_tls13(s))
+            .map(|s| s.suite())
+            .collect();
         assert!(!v12.contains(&CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256));
         assert!(v12.contains(&CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384));
     }
