@@ -232,16 +232,23 @@ pub unsafe extern "C" fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mu
 }
 
 /// Drops the server TLS context `ctx` (a handle from
-/// `__pmSecureServerInit`); NULL or a foreign pointer is ignored.
+/// `__pmSecureServerInit`; NULL or a foreign pointer is ignored) and, as
+/// libpcp does, releases the strings of `tls` through libpcp's
+/// `__pmFreeSecureConfig` (only when libpcp is loaded: it allocated them).
 ///
 /// # Safety
-/// Any pointer values are accepted; they are compared, never dereferenced.
+/// `ctx` is compared, never dereferenced; `tls` is NULL or a configuration
+/// filled by libpcp's `__pmGetSecureConfig`.
 #[no_mangle]
 pub unsafe extern "C" fn __pmSecureServerShutdown(ctx: *mut c_void, tls: *mut __pmSecureConfig) {
     entry!((), {
-        let _ = tls;
         if !ctx.is_null() {
             store().clear_server(ctx as *const ServerContext);
+        }
+        if !tls.is_null() {
+            if let Some(free) = next::free_secure_config() {
+                free(tls.cast());
+            }
         }
     })
 }

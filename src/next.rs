@@ -16,6 +16,8 @@ pub type ServerHandshakeFn = unsafe extern "C" fn(c_int, c_int, *mut c_void) -> 
 pub type HasFeatureFn = unsafe extern "C" fn(c_int) -> c_int;
 /// `void __pmCloseSocket(int)`
 pub type CloseSocketFn = unsafe extern "C" fn(c_int);
+/// `void __pmFreeSecureConfig(__pmSecureConfig *)`
+pub type FreeSecureConfigFn = unsafe extern "C" fn(*mut c_void);
 /// `int select(int, fd_set *, fd_set *, fd_set *, struct timeval *)`
 pub type SelectFn = unsafe extern "C" fn(
     c_int,
@@ -62,4 +64,8 @@ next_fn!(
 next_fn!(
     /// libc's `select`.
     select, SelectFn, c"select"
+);
+next_fn!(
+    /// libpcp's release of a parsed `tls.conf` (its strings are libpcp's).
+    free_secure_config, FreeSecureConfigFn, c"__pmFreeSecureConfig"
 );

@@ -279,8 +279,8 @@ impl Store {
         lock(&self.server).clone()
     }
 
-    /// Drops the server context if `ptr` identifies it (or always when `ptr`
-    /// is null and `force` is set). Returns whether it was dropped.
+    /// Drops the server context if `ptr` identifies it. Returns whether it
+    /// was dropped.
     pub fn clear_server(&self, ptr: *const ServerContext) -> bool {
         let mut guard = lock(&self.server);
         match guard.as_ref() {
