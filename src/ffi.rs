@@ -426,30 +426,37 @@ pub unsafe extern "C" fn __pmCloseSocket(fd: c_int) {
     })
 }
 
-/// True (1) when the last error (`errno`, possibly shifted by
-/// `__pmSecureSocketsError`) means the peer or network went away.
+/// True (1) when the last error (`errno`, or an errno that
+/// `__pmSecureSocketsError(-errno)` shifted below `PM_ERR_NYI`) means the
+/// peer or the network went away.
 ///
 /// # Safety
 /// No pointers are involved.
 #[no_mangle]
 pub unsafe extern "C" fn __pmSocketClosed() -> c_int {
-    entry!(0, {
-        let mut err = *libc::__errno_location();
-        if -err < pcp::PM_ERR_NYI {
-            err = -(err + pcp::PM_ERR_NYI);
-        }
-        c_int::from(matches!(
-            err,
-            libc::ECONNRESET
-                | libc::EPIPE
-                | libc::ETIMEDOUT
-                | libc::ENETDOWN
-                | libc::ENETUNREACH
-                | libc::EHOSTDOWN
-                | libc::EHOSTUNREACH
-                | libc::ECONNREFUSED
-        ))
-    })
+    entry!(0, { c_int::from(peer_gone(*libc::__errno_location())) })
+}
+
+/// Whether `errno` (possibly shifted by `__pmSecureSocketsError`) means
+/// the connection is gone.
+fn peer_gone(errno: c_int) -> bool {
+    // __pmSecureSocketsError(-e) leaves -PM_ERR_NYI + e in errno.
+    let err = if errno > -pcp::PM_ERR_NYI {
+        errno + pcp::PM_ERR_NYI
+    } else {
+        errno
+    };
+    matches!(
+        err,
+        libc::ECONNRESET
+            | libc::EPIPE
+            | libc::ETIMEDOUT
+            | libc::ENETDOWN
+            | libc::ENETUNREACH
+            | libc::EHOSTDOWN
+            | libc::EHOSTUNREACH
+            | libc::ECONNREFUSED
+    )
 }
 
 /// Encodes a security-library error `code` below `PM_ERR_NYI`, leaves its
@@ -545,6 +552,23 @@ pub unsafe extern "C" fn pcp_secure_session_info(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_closed_understands_plain_and_shifted_errnos() {
+        assert!(peer_gone(libc::ECONNRESET));
+        assert!(!peer_gone(libc::EINTR));
+        // SAFETY: no pointers involved.
+        let status = unsafe { __pmSecureSocketsError(-libc::EPIPE) };
+        assert_eq!(status, pcp::PM_ERR_NYI - libc::EPIPE);
+        // SAFETY: no pointers involved.
+        assert_eq!(unsafe { __pmSocketClosed() }, 1);
+        // SAFETY: no pointers involved.
+        unsafe { __pmSecureSocketsError(-libc::EACCES) };
+        // SAFETY: no pointers involved.
+        assert_eq!(unsafe { __pmSocketClosed() }, 0);
+    }
+
     /// Every export goes through the one panic boundary.
     #[test]
     fn every_export_starts_with_the_panic_boundary() {
