@@ -26,7 +26,7 @@ pub fn client(fd: RawFd, flags: i32, host: Option<&str>) -> Result<()> {
     let result = client_inner(fd, flags, &name);
     if let Err(e) = &result {
         log::error!("secure connection to pmcd on host \"{name}\" failed: {e}");
-        table().insert(fd, Session::refused(fd, Role::Client, name));
+        table().insert(fd, Session::refused(Role::Client, name));
     }
     result
 }
@@ -79,7 +79,7 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     );
     table().insert(
         fd,
-        Session::new(fd, conn, Role::Client, name.to_string(), timeout),
+        Session::new(conn, Role::Client, name.to_string(), timeout),
     );
     Ok(())
 }
@@ -93,7 +93,7 @@ pub fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
         // pmcd keeps the client open after a failed upgrade; make sure it
         // cannot carry on in plaintext.
-        table().insert(fd, Session::refused(fd, Role::Server, who));
+        table().insert(fd, Session::refused(Role::Server, who));
     }
     result
 }
@@ -138,7 +138,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
     table().insert(
         fd,
-        Session::new(fd, conn, Role::Server, who.to_string(), timeout),
+        Session::new(conn, Role::Server, who.to_string(), timeout),
     );
     Ok(())
 }

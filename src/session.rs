@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::config::Role;
-use crate::sock;
 
 /// One descriptor's TLS state.
 #[derive(Debug)]
@@ -28,14 +27,11 @@ pub struct Session {
     pub peer: String,
     /// Bound on waiting for the rest of a TLS record once reading started.
     pub io_timeout: Duration,
-    /// Device and inode of the socket, to detect a reused descriptor number.
-    identity: Option<(u64, u64)>,
 }
 
 impl Session {
-    /// A session for `fd` wrapping an established connection.
+    /// A session wrapping an established connection.
     pub fn new(
-        fd: RawFd,
         mut conn: rustls::Connection,
         role: Role,
         peer: String,
@@ -48,20 +44,18 @@ impl Session {
             role,
             peer,
             io_timeout,
-            identity: sock::identity(fd),
         }
     }
 
     /// A descriptor whose secure upgrade failed: it stays unusable until
     /// it is closed, so that a peer that failed TLS cannot go on in plaintext.
-    pub fn refused(fd: RawFd, role: Role, peer: String) -> Session {
+    pub fn refused(role: Role, peer: String) -> Session {
         Session {
             conn: Mutex::new(None),
             pending: AtomicBool::new(false),
             role,
             peer,
             io_timeout: Duration::ZERO,
-            identity: sock::identity(fd),
         }
     }
 
@@ -105,21 +99,21 @@ impl Table {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers `fd`'s session, replacing any stale one.
+    /// Registers `fd`'s session. PCP closes its sockets through
+    /// `__pmCloseSocket`, which removes the entry; an entry still present
+    /// for a new handshake on the same number is replaced.
     pub fn insert(&self, fd: RawFd, session: Session) {
-        self.map().insert(fd, Arc::new(session));
+        if let Some(old) = self.map().insert(fd, Arc::new(session)) {
+            crate::log::debug!(
+                "fd {fd}: replaced a session with {} that was never closed",
+                old.peer
+            );
+        }
     }
 
-    /// The session of `fd`, if it is a TLS descriptor. A stale entry (the
-    /// number now names another socket) is dropped and `None` returned.
+    /// The session of `fd`, if it is a TLS descriptor.
     pub fn get(&self, fd: RawFd) -> Option<Arc<Session>> {
-        let mut map = self.map();
-        let session = map.get(&fd)?.clone();
-        if session.identity.is_some() && session.identity != sock::identity(fd) {
-            map.remove(&fd);
-            return None;
-        }
-        Some(session)
+        self.map().get(&fd).cloned()
     }
 
     /// Removes and returns `fd`'s session.

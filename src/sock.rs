@@ -75,19 +75,6 @@ pub fn is_nonblocking(fd: RawFd) -> bool {
     flags >= 0 && flags & libc::O_NONBLOCK != 0
 }
 
-/// Identity of the open file behind `fd` (device and inode), so that a
-/// descriptor number reused for another socket is not mistaken for ours.
-pub fn identity(fd: RawFd) -> Option<(u64, u64)> {
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: st is a valid out-pointer for fstat.
-    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
-        return None;
-    }
-    // SAFETY: fstat succeeded, so it initialised st.
-    let st = unsafe { st.assume_init() };
-    Some((st.st_dev, st.st_ino))
-}
-
 /// One `recv` into `buf`; `Ok(0)` is end of file.
 pub fn recv_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
