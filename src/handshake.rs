@@ -91,9 +91,13 @@ pub fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
     let result = server_inner(fd, flags, require_cert, &who);
     if let Err(e) = &result {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
-        // pmcd keeps the client open after a failed upgrade; make sure it
-        // cannot carry on in plaintext.
+        // pmcd keeps the client open after a failed upgrade: make sure it
+        // cannot carry on in plaintext, and end the connection (anything
+        // already sent, such as the refusing status or alert, still arrives)
+        // so that the peer sees a close and pmcd's next read sees the end.
         table().insert(fd, Session::refused(Role::Server, who));
+        // SAFETY: shutdown takes no pointers; a bad fd only returns an error.
+        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
     }
     result
 }

@@ -1,0 +1,189 @@
+//! End-to-end checks of our pmcd against an independent TLS implementation
+//! (Python's ssl module, i.e. OpenSSL, speaking PCP's connection handshake
+//! from tests/peers/openssl_client.py), of the TLS settings in pmcd's
+//! tls.conf, and of SASL authentication carried over our TLS.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use support::{assert_load_values, tls_conf, Certs, Client, Pmcd};
+
+fn peer(port: u16, ca: &str, extra: &[&str]) -> (bool, String) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/openssl_client.py");
+    let out = Command::new("python3")
+        .arg("-W")
+        .arg("ignore::DeprecationWarning")
+        .arg(&script)
+        .arg(port.to_string())
+        .arg(ca)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3 runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn our_pmcd(conf: &str) -> Pmcd {
+    support::ensure_deps();
+    Pmcd::builder().preload_ours(true).tls_conf(conf).start()
+}
+
+/// Our server completes TLS 1.3 and TLS 1.2 handshakes with OpenSSL as the
+/// client, answers a PDU over the encrypted channel, and refuses TLS 1.1.
+#[test]
+fn openssl_client_gets_tls13_and_tls12_but_not_tls11() {
+    let certs = Certs::new();
+    let pmcd = our_pmcd(&certs.server_conf());
+    let ca = certs.path("ca.crt");
+    let (ok, out) = peer(pmcd.port(), &ca, &["--tls", "1.3"]);
+    assert!(ok && out.contains("OK TLSv1.3"), "TLS 1.3: {out}");
+    let (ok, out) = peer(pmcd.port(), &ca, &["--tls", "1.2"]);
+    assert!(ok && out.contains("OK TLSv1.2 ECDHE-"), "TLS 1.2: {out}");
+    let (ok, out) = peer(pmcd.port(), &ca, &["--tls", "1.1"]);
+    assert!(!ok, "TLS 1.1 must be refused: {out}");
+    assert!(
+        out.contains("alert"),
+        "the refusal must come from the server as a TLS alert: {out}"
+    );
+    // The server kept serving.
+    let (ok, out) = peer(pmcd.port(), &ca, &[]);
+    assert!(ok, "after the refusal: {out}");
+}
+
+/// OpenSSL verifies our server's certificate and host name like any client:
+/// the name on the certificate is what it checks.
+#[test]
+fn openssl_client_checks_our_certificate_name() {
+    let certs = Certs::new();
+    let pmcd = our_pmcd(&certs.server_conf());
+    let (ok, out) = peer(
+        pmcd.port(),
+        &certs.path("ca.crt"),
+        &["--host", "other.example"],
+    );
+    assert!(!ok && out.contains("other.example"), "{out}");
+    let (ok, out) = peer(pmcd.port(), &certs.path("other-ca.crt"), &[]);
+    assert!(!ok && out.contains("CERTIFICATE_VERIFY_FAILED"), "{out}");
+}
+
+/// tls-ciphersuites and tls-ciphers in pmcd's tls.conf decide what is
+/// negotiated.
+#[test]
+fn configured_cipher_suites_are_the_ones_negotiated() {
+    let certs = Certs::new();
+    let conf = format!(
+        "{}{}",
+        certs.server_conf(),
+        tls_conf(&[
+            ("tls-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"),
+            ("tls-ciphers", "ECDHE-RSA-AES128-GCM-SHA256"),
+        ])
+    );
+    let pmcd = our_pmcd(&conf);
+    let ca = certs.path("ca.crt");
+    let (ok, out) = peer(pmcd.port(), &ca, &["--tls", "1.3"]);
+    assert!(ok && out.contains("TLS_CHACHA20_POLY1305_SHA256"), "{out}");
+    let (ok, out) = peer(pmcd.port(), &ca, &["--tls", "1.2"]);
+    assert!(ok && out.contains("ECDHE-RSA-AES128-GCM-SHA256"), "{out}");
+}
+
+/// An unknown cipher name is a configuration error that names the cipher;
+/// pmcd keeps running and serves plain connections.
+#[test]
+fn unknown_cipher_name_is_reported_and_pmcd_serves_plain() {
+    let certs = Certs::new();
+    let conf = format!(
+        "{}{}",
+        certs.server_conf(),
+        tls_conf(&[("tls-ciphersuites", "TLS_NO_SUCH_SUITE")])
+    );
+    let pmcd = our_pmcd(&conf);
+    let log = pmcd.log();
+    assert!(
+        log.lines().any(|l| l.starts_with("pcp_secure:")
+            && l.contains("\"TLS_NO_SUCH_SUITE\"")
+            && l.contains("tls-ciphersuites")),
+        "pmcd.log must name the bad cipher:\n{log}"
+    );
+    let plain = Client::new("")
+        .ours()
+        .fetch(&pmcd.host(), &["kernel.all.load", "pmcd.feature.secure"]);
+    assert_load_values(&plain);
+    assert_eq!(
+        plain.value_of("pmcd.feature.secure").as_deref(),
+        Some("0"),
+        "{}",
+        plain.describe()
+    );
+}
+
+/// SASL authentication (PDU_FLAG_AUTH) runs inside our TLS session and is
+/// done by libpcp's own code: PLAIN and SCRAM-SHA-256 succeed with the right
+/// password, a wrong one is refused by SASL.
+#[test]
+fn sasl_authentication_runs_over_tls() {
+    support::ensure_deps();
+    if Command::new("saslpasswd2")
+        .arg("-v")
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!("saslpasswd2 is missing: run scripts/install-deps (sasl2-bin, libsasl2-modules)");
+    }
+    let certs = Certs::new();
+    let sasl = tempfile::tempdir().unwrap();
+    let db = sasl.path().join("passwd.db");
+    std::fs::write(
+        sasl.path().join("pmcd.conf"),
+        format!(
+            "mech_list: plain scram-sha-256\nsasldb_path: {}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    // pmcd maps the authenticated name to a local account: use "pcp",
+    // which Debian's pcp package creates.
+    let mut add = Command::new("saslpasswd2")
+        .args(["-p", "-c", "-a", "pmcd", "-f"])
+        .arg(&db)
+        .arg("pcp")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    add.stdin.take().unwrap().write_all(b"s3cret-pw").unwrap();
+    assert!(add.wait().unwrap().success(), "saslpasswd2 failed");
+
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf())
+        .env("SASL_CONF_PATH", sasl.path().to_str().unwrap())
+        .start();
+    let client = Client::new(&certs.client_conf()).ours().secure("enforce");
+    for method in ["plain", "scram-sha-256"] {
+        let spec = format!(
+            "pcp://localhost:{}?username=pcp&password=s3cret-pw&method={method}",
+            pmcd.port()
+        );
+        assert_load_values(&client.fetch(&spec, &["kernel.all.load"]));
+    }
+    let spec = format!(
+        "pcp://localhost:{}?username=pcp&password=wrong&method=plain",
+        pmcd.port()
+    );
+    let run = client.fetch(&spec, &["kernel.all.load"]);
+    assert!(
+        run.stderr.contains("authentication failure")
+            || run.stdout.contains("authentication failure"),
+        "a wrong password must fail SASL:\n{}",
+        run.describe()
+    );
+}
