@@ -293,6 +293,27 @@ fn data_result(result: crate::error::Result<usize>) -> ssize_t {
     }
 }
 
+/// The common part of the four data-path exports: checks the descriptor
+/// and buffer, then runs `tls` for a TLS descriptor or `plain` otherwise.
+fn data_path(
+    fd: c_int,
+    buffer: *const c_void,
+    length: size_t,
+    tls: impl FnOnce(&crate::session::Session) -> crate::error::Result<usize>,
+    plain: impl FnOnce() -> ssize_t,
+) -> ssize_t {
+    if fd < 0 {
+        return -libc::EBADF as ssize_t;
+    }
+    if bad_buffer(buffer, length) {
+        return -1;
+    }
+    match table().get(fd) {
+        Some(session) => data_result(tls(&session)),
+        None => plain(),
+    }
+}
+
 /// Sends `length` bytes: through TLS on a secure descriptor, else `send(2)`.
 ///
 /// # Safety
@@ -305,16 +326,13 @@ pub unsafe extern "C" fn __pmSend(
     flags: c_int,
 ) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
-        if fd < 0 {
-            return -libc::EBADF as ssize_t;
-        }
-        if bad_buffer(buffer, length) {
-            return -1;
-        }
-        match table().get(fd) {
-            Some(s) => data_result(io::send(fd, &s, slice(buffer, length))),
-            None => libc::send(fd, buffer, length, flags),
-        }
+        data_path(
+            fd,
+            buffer,
+            length,
+            |s| io::send(fd, s, slice(buffer, length)),
+            || libc::send(fd, buffer, length, flags),
+        )
     })
 }
 
@@ -331,16 +349,13 @@ pub unsafe extern "C" fn __pmRecv(
     flags: c_int,
 ) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
-        if fd < 0 {
-            return -libc::EBADF as ssize_t;
-        }
-        if bad_buffer(buffer, length) {
-            return -1;
-        }
-        match table().get(fd) {
-            Some(s) => data_result(io::recv(fd, &s, slice_mut(buffer, length))),
-            None => libc::recv(fd, buffer, length, flags),
-        }
+        data_path(
+            fd,
+            buffer,
+            length,
+            |s| io::recv(fd, s, slice_mut(buffer, length)),
+            || libc::recv(fd, buffer, length, flags),
+        )
     })
 }
 
@@ -351,16 +366,13 @@ pub unsafe extern "C" fn __pmRecv(
 #[no_mangle]
 pub unsafe extern "C" fn __pmRead(fd: c_int, buffer: *mut c_void, length: size_t) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
-        if fd < 0 {
-            return -libc::EBADF as ssize_t;
-        }
-        if bad_buffer(buffer, length) {
-            return -1;
-        }
-        match table().get(fd) {
-            Some(s) => data_result(io::recv(fd, &s, slice_mut(buffer, length))),
-            None => libc::read(fd, buffer, length),
-        }
+        data_path(
+            fd,
+            buffer,
+            length,
+            |s| io::recv(fd, s, slice_mut(buffer, length)),
+            || libc::read(fd, buffer, length),
+        )
     })
 }
 
@@ -371,16 +383,13 @@ pub unsafe extern "C" fn __pmRead(fd: c_int, buffer: *mut c_void, length: size_t
 #[no_mangle]
 pub unsafe extern "C" fn __pmWrite(fd: c_int, buffer: *const c_void, length: size_t) -> ssize_t {
     entry!(pcp::PM_ERR_TLS as ssize_t, {
-        if fd < 0 {
-            return -libc::EBADF as ssize_t;
-        }
-        if bad_buffer(buffer, length) {
-            return -1;
-        }
-        match table().get(fd) {
-            Some(s) => data_result(io::send(fd, &s, slice(buffer, length))),
-            None => libc::write(fd, buffer, length),
-        }
+        data_path(
+            fd,
+            buffer,
+            length,
+            |s| io::send(fd, s, slice(buffer, length)),
+            || libc::write(fd, buffer, length),
+        )
     })
 }
 

@@ -57,6 +57,15 @@ fn assert_no_errors(run: &Run) {
 }
 
 /// A pcp_secure line in `text` for which `pred` holds.
+/// Asserts that a refused run printed no metric values.
+fn assert_no_values(run: &Run) {
+    assert!(
+        !run.stdout.contains(" value "),
+        "values were delivered\n{}",
+        run.describe()
+    );
+}
+
 fn pcp_secure_line(text: &str, pred: impl Fn(&str) -> bool) -> Option<&str> {
     text.lines()
         .map(str::trim_start)
@@ -101,11 +110,7 @@ fn ours_to_ours_over_tls() {
         .secure("enforce")
         .fetch(&pmcd.host(), &[LOAD]);
     run.assert_failed();
-    assert!(
-        !run.stdout.contains(" value "),
-        "values were delivered\n{}",
-        run.describe()
-    );
+    assert_no_values(&run);
 }
 
 // (a') The server name is checked against what the user typed, in all three
@@ -346,11 +351,7 @@ fn assert_needs_client_cert(run: &Run) {
         "the client must not see a bare IPC protocol failure\n{}",
         run.describe()
     );
-    assert!(
-        !run.stdout.contains(" value "),
-        "values were delivered\n{}",
-        run.describe()
-    );
+    assert_no_values(run);
 }
 
 // (f) pmcd -Q: a TLS client without a certificate is refused with the clear
@@ -425,11 +426,7 @@ fn client_certificate_from_unknown_ca_is_refused() {
         .secure("enforce");
     let run = rogue.fetch(&pmcd.host(), &[LOAD]);
     run.assert_failed();
-    assert!(
-        !run.stdout.contains(" value "),
-        "values were delivered\n{}",
-        run.describe()
-    );
+    assert_no_values(&run);
     assert!(
         pmcd.wait_for_log(Duration::from_secs(10), |log| {
             pcp_secure_line(log, |l| l.contains("client certificate")).is_some()
@@ -458,11 +455,7 @@ fn server_certificate_for_another_host_is_refused() {
     ] {
         let run = client.fetch(&host, &[LOAD]);
         run.assert_failed();
-        assert!(
-            !run.stdout.contains(" value "),
-            "values were delivered\n{}",
-            run.describe()
-        );
+        assert_no_values(&run);
         assert!(
             pcp_secure_line(&run.stderr, |l| l.contains("does not match")
                 && l.contains(name))
@@ -491,11 +484,7 @@ fn untrusted_server_certificate_is_refused() {
         let pmcd = Pmcd::builder().preload_ours(ours).tls_conf(&conf).start();
         let run = client.fetch(&pmcd.host(), &[LOAD]);
         run.assert_failed();
-        assert!(
-            !run.stdout.contains(" value "),
-            "values were delivered\n{}",
-            run.describe()
-        );
+        assert_no_values(&run);
         assert!(
             pcp_secure_line(&run.stderr, |l| l.contains("not trusted") && l.contains("127.0.0.1")).is_some(),
             "expected a pcp_secure line naming 127.0.0.1 and saying \"not trusted\" (pmcd preloaded: {ours})\n{}",
