@@ -187,3 +187,34 @@ fn sasl_authentication_runs_over_tls() {
         run.describe()
     );
 }
+
+/// A client that asks for TLS although this pmcd has none (a hostile or
+/// confused client: real ones only ask when TLS is advertised) gets a
+/// non-zero secure-ack status in plaintext, no TLS, and the connection is
+/// closed rather than continued in plaintext.
+#[test]
+fn secure_request_to_server_without_tls_gets_a_refusing_status() {
+    support::ensure_deps();
+    let pmcd = Pmcd::builder().preload_ours(true).start();
+    let (mut raw, features, ack) = support::RawClient::up_to_ack(pmcd.addr(), 0x11);
+    assert_eq!(
+        features & 0x1,
+        0,
+        "no TLS may be advertised (features {features:#06x})"
+    );
+    assert_eq!(ack, -libc::EOPNOTSUPP, "status of the secure request");
+    let (reply, closed) = raw
+        .read_until_closed_or_alert(std::time::Duration::from_secs(30))
+        .expect("close");
+    assert!(
+        reply.is_empty() && closed,
+        "nothing may follow the refusing status: {reply:?}"
+    );
+    assert!(
+        pmcd.log()
+            .lines()
+            .any(|l| l.starts_with("pcp_secure:") && l.contains("no usable TLS configuration")),
+        "pmcd.log must say why:\n{}",
+        pmcd.log()
+    );
+}
