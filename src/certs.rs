@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::RootCertStore;
 
 use crate::error::{Error, Result};
@@ -38,20 +38,42 @@ pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
     })
 }
 
-/// Builds the trust anchors from `tls-ca-cert-file` and/or `tls-ca-cert-dir`.
-/// Returns `Ok(None)` when neither is configured.
-pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<RootCertStore>> {
+/// Trust anchors and the revocation lists that came with them.
+#[derive(Clone, Debug)]
+pub struct Anchors {
+    /// The trusted CA certificates.
+    pub roots: RootCertStore,
+    /// `X509 CRL` PEM blocks found beside them (in the CA file or directory).
+    pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// SHA-256 fingerprints of the CA certificates as given, so that a
+    /// self-signed server certificate listed there is trusted as itself.
+    pub fingerprints: Vec<String>,
+}
+
+/// Builds the trust anchors from `tls-ca-cert-file` and/or `tls-ca-cert-dir`,
+/// with any CRLs found in the same files. Returns `Ok(None)` when neither is
+/// configured.
+pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<Anchors>> {
     if ca_file.is_none() && ca_dir.is_none() {
         return Ok(None);
     }
     let mut roots = RootCertStore::empty();
+    let mut crls = Vec::new();
+    let mut fingerprints = Vec::new();
     if let Some(path) = ca_file {
         for cert in load_chain("tls-ca-cert-file", path)? {
+            fingerprints.push(crate::certinfo::sha256(&cert));
             roots.add(cert).map_err(|e| {
                 Error::Config(format!(
                     "tls-ca-cert-file \"{path}\": unusable CA certificate ({e})"
                 ))
             })?;
+        }
+        let bytes = read("tls-ca-cert-file", path)?;
+        for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
+            crls.push(crl.map_err(|e| {
+                Error::Config(format!("tls-ca-cert-file \"{path}\": unreadable CRL ({e})"))
+            })?);
         }
     }
     if let Some(dir) = ca_dir {
@@ -64,13 +86,15 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
         paths.sort();
         for path in paths.iter().filter(|p| p.is_file()) {
             // A CA directory holds other files too (hash links to the same
-            // certificates, READMEs); take the certificates it has.
+            // certificates, READMEs); take the certificates and CRLs it has.
             let Ok(bytes) = std::fs::read(path) else {
                 continue;
             };
             for cert in CertificateDer::pem_slice_iter(&bytes).flatten() {
+                fingerprints.push(crate::certinfo::sha256(&cert));
                 let _ = roots.add(cert);
             }
+            crls.extend(CertificateRevocationListDer::pem_slice_iter(&bytes).flatten());
         }
     }
     if roots.is_empty() {
@@ -84,7 +108,11 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
             "{what}: no usable CA certificate found"
         )));
     }
-    Ok(Some(roots))
+    Ok(Some(Anchors {
+        roots,
+        crls,
+        fingerprints,
+    }))
 }
 
 /// The operating system's trust anchors (Debian: /etc/ssl/certs).

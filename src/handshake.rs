@@ -5,6 +5,7 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 use rustls::{Connection, ProtocolVersion};
@@ -56,7 +57,7 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
             "host name \"{name}\" cannot be checked against a certificate ({e})"
         ))
     })?;
-    let (conn, asked) = ctx.connection(server_name)?;
+    let (conn, asked, outcome) = ctx.connection(server_name, name)?;
     let mut conn = Connection::Client(conn);
     let mut peer = Peer {
         role: Role::Client,
@@ -65,13 +66,22 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
         conf,
         sent_cert: false,
     };
-    let outcome = drive(fd, &mut conn, deadline);
+    // Time spent waiting for the user to answer a trust question does not
+    // count against the handshake time-out.
+    let prompt_time = || Duration::from_millis(outcome.prompt_ms.load(Ordering::Relaxed));
+    let result = drive(fd, &mut conn, deadline, &prompt_time);
     peer.sent_cert = asked.load(Ordering::Relaxed) && ctx.has_identity();
-    outcome.map_err(|f| f.explain(&peer))?;
+    result.map_err(|f| match f {
+        Failure::Other(e @ (Error::Closed(_) | Error::Timeout(_))) if outcome.saved.load(Ordering::Relaxed) => Error::Tls(format!(
+            "{e}: pmcd gave up while the question was being answered; the certificate was saved, so connect again"
+        )),
+        f => f.explain(&peer),
+    })?;
     if asked.load(Ordering::Relaxed) && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
         // In TLS 1.3 the server judges our certificate (or its absence) after
         // our handshake is done: wait for its verdict, its first records.
-        await_verdict(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
+        await_verdict(fd, &mut conn, deadline.extended(prompt_time()))
+            .map_err(|f| f.explain(&peer))?;
     }
     log::debug!(
         "fd {fd}: TLS with pmcd on host \"{name}\" established ({})",
@@ -138,7 +148,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         conf: String::new(),
         sent_cert: true,
     };
-    drive(fd, &mut conn, deadline).map_err(|f| f.explain(&peer))?;
+    drive(fd, &mut conn, deadline, &Duration::default).map_err(|f| f.explain(&peer))?;
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
     table().insert(
         fd,
@@ -212,9 +222,16 @@ fn read_step(
     Ok(())
 }
 
-/// Runs the TLS handshake to completion or the deadline.
-fn drive(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> std::result::Result<(), Failure> {
+/// Runs the TLS handshake to completion or the deadline, which moves later
+/// by `paused` (time spent waiting for a person).
+fn drive(
+    fd: RawFd,
+    conn: &mut Connection,
+    deadline: Deadline,
+    paused: &dyn Fn() -> Duration,
+) -> std::result::Result<(), Failure> {
     loop {
+        let deadline = deadline.extended(paused());
         flush(fd, conn, deadline)?;
         if !conn.is_handshaking() {
             return Ok(());

@@ -11,11 +11,14 @@
 //! - [`certs`], [`suites`], [`store`]: certificates, cipher suites and the
 //!   shared server/client TLS contexts;
 //! - [`ack`], [`handshake`], [`diagnose`]: the secure upgrade and its errors;
+//! - [`verify`], [`trust`], [`prompt`], [`certinfo`]: how a client decides
+//!   to trust a server (CA, saved certificates, asking the user);
 //! - [`session`], [`io`], [`select`], [`sock`]: per-descriptor state and I/O;
 //! - [`next`]: the libpcp/libc definitions we stand in front of;
 //! - [`ffi`]: the exported C ABI, behind one panic boundary.
 
 pub mod ack;
+pub mod certinfo;
 pub mod certs;
 pub mod config;
 pub mod diagnose;
@@ -26,8 +29,11 @@ pub mod io;
 pub mod log;
 pub mod next;
 pub mod pcp;
+pub mod prompt;
 pub mod select;
 pub mod session;
 pub mod sock;
 pub mod store;
 pub mod suites;
+pub mod trust;
+pub mod verify;

@@ -37,6 +37,11 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
+/// Writes a block of text as it is (a multi-line warning for a person).
+pub fn emit_raw(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
 /// Logs at error level.
 macro_rules! error {
     ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Error, format_args!($($arg)*)) };

@@ -18,6 +18,11 @@ impl Deadline {
         Deadline(Instant::now() + timeout)
     }
 
+    /// The same deadline, `extra` later.
+    pub fn extended(self, extra: Duration) -> Deadline {
+        Deadline(self.0 + extra)
+    }
+
     fn remaining_ms(&self) -> i32 {
         let left = self.0.saturating_duration_since(Instant::now());
         // Round up so that a few microseconds left still means one more wait.

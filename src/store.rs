@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use rustls::client::ResolvesClientCert;
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::ServerName;
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
@@ -21,6 +23,7 @@ use crate::config::{self, TlsConf};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::suites;
+use crate::verify;
 
 /// Everything a server needs to accept TLS clients.
 #[derive(Debug)]
@@ -54,7 +57,9 @@ impl ServerContext {
                 "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
             ))
         })?);
-        let roots = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
+        let anchors = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
+        let crls = anchors.as_ref().map(|a| a.crls.clone()).unwrap_or_default();
+        let roots = anchors.map(|a| a.roots);
 
         let make = |verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>| -> Result<Arc<ServerConfig>> {
             let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -73,7 +78,9 @@ impl ServerContext {
             String,
         > {
             let builder =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .with_crls(crls.iter().cloned())
+                    .allow_unknown_revocation_status();
             let builder = if optional {
                 builder.allow_unauthenticated()
             } else {
@@ -138,6 +145,9 @@ impl rustls::server::ResolvesServerCert for FixedIdentity {
 #[derive(Debug)]
 pub struct ClientContext {
     base: Arc<ClientConfig>,
+    webpki: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+    anchors: Arc<certs::Anchors>,
     identity: Option<Arc<CertifiedKey>>,
     /// Where trust comes from, for messages ("tls-ca-cert-file \"/x\"").
     pub trust_source: String,
@@ -167,18 +177,22 @@ impl ClientContext {
     /// Builds the context from the client's settings.
     pub fn build(conf: &TlsConf, conf_path: Option<PathBuf>) -> Result<ClientContext> {
         let provider = suites::provider(conf)?;
-        let (roots, trust_source) =
+        let (anchors, trust_source) =
             match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
-                Some(r) => {
+                Some(a) => {
                     let source = match (&conf.ca_cert_file, &conf.ca_cert_dir) {
                         (Some(f), _) => format!("tls-ca-cert-file \"{f}\""),
                         (None, Some(d)) => format!("tls-ca-cert-dir \"{d}\""),
                         (None, None) => unreachable!("roots come from a setting"),
                     };
-                    (r, source)
+                    (a, source)
                 }
                 None => (
-                    certs::system_roots(),
+                    certs::Anchors {
+                        roots: certs::system_roots(),
+                        crls: Vec::new(),
+                        fingerprints: Vec::new(),
+                    },
                     "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)"
                         .to_string(),
                 ),
@@ -191,7 +205,9 @@ impl ClientContext {
                 let chain = certs::load_chain("tls-client-cert-file", cert)?;
                 let der = certs::load_key("tls-client-key-file", key)?;
                 Some(Arc::new(CertifiedKey::from_der(chain, der, &provider).map_err(|e| {
-                    Error::Config(format!("tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"))
+                    Error::Config(format!(
+                        "tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"
+                    ))
                 })?))
             }
             (Some(cert), None) => {
@@ -206,13 +222,25 @@ impl ClientContext {
             }
             (None, None) => None,
         };
-        let base = ClientConfig::builder_with_provider(provider)
+        let webpki = match verify::webpki(anchors.roots.clone(), &anchors.crls, &provider) {
+            Ok(v) => v,
+            // No trust anchor at all (an empty system store): every server
+            // is then "untrusted", and the trust store and prompt decide.
+            Err(_) => {
+                verify::webpki(RootCertStore::empty(), &[], &provider).map_err(Error::Config)?
+            }
+        };
+        let base = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(rustls::ALL_VERSIONS)
             .map_err(|e| Error::Config(format!("TLS settings: {e}")))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(webpki.clone())
             .with_no_client_auth();
         Ok(ClientContext {
             base: Arc::new(base),
+            webpki,
+            provider,
+            anchors: Arc::new(anchors),
             identity,
             trust_source,
             conf_path,
@@ -224,21 +252,33 @@ impl ClientContext {
         self.identity.is_some()
     }
 
-    /// A new client connection to `name`; the flag turns true if the server
-    /// asks for a client certificate.
+    /// A new client connection to `name` (`host` as the user typed it).
+    /// The flag turns true if the server asks for a client certificate; the
+    /// outcome records prompting and saving by the verifier.
     pub fn connection(
         &self,
         name: ServerName<'static>,
-    ) -> Result<(ClientConnection, Arc<AtomicBool>)> {
+        host: &str,
+    ) -> Result<(ClientConnection, Arc<AtomicBool>, Arc<verify::Outcome>)> {
         let asked = Arc::new(AtomicBool::new(false));
+        let outcome = Arc::new(verify::Outcome::default());
         let mut config = (*self.base).clone();
         config.client_auth_cert_resolver = Arc::new(Identity {
             key: self.identity.clone(),
             asked: asked.clone(),
         });
+        config
+            .dangerous()
+            .set_certificate_verifier(Arc::new(verify::PcpServerVerifier::new(
+                self.webpki.clone(),
+                self.provider.clone(),
+                self.anchors.clone(),
+                host,
+                outcome.clone(),
+            )));
         let conn = ClientConnection::new(Arc::new(config), name)
             .map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
-        Ok((conn, asked))
+        Ok((conn, asked, outcome))
     }
 }
 

@@ -385,6 +385,10 @@ pub fn pminfo(args: &[&str], env: &[(&str, &str)], preload_ours: bool) -> Run {
         write_file(&conf, "");
         cmd.env("PCP_TLSCONF_PATH", &conf);
     }
+    // Never ask the person running the tests, never touch their ~/.pcp:
+    // tests about the trust prompt and store set these themselves.
+    cmd.env("PCP_CONSOLE", "none");
+    cmd.env("PCP_SECURE_DB_PATH", scratch.path().join("trust"));
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -1,0 +1,422 @@
+//! The per-user store of server certificates a person accepted ("trust on
+//! first use"): a PEM file a person can read and edit, one entry per host,
+//! each a certificate preceded by `# host:` and `# sha256:` lines.
+//!
+//! Location: `$PCP_SECURE_DB_PATH/trusted-servers.pem`, else
+//! `$HOME/.pcp/tls/trusted-servers.pem`. The directory is created 0700 and
+//! the file written 0600, atomically (temporary file and rename) under a
+//! lock that other processes honour too. A file that cannot be parsed is
+//! reported and never rewritten.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+
+use crate::certinfo::{self, CertInfo};
+use crate::error::{Error, Result};
+
+/// Name of the store file inside its directory.
+pub const FILE_NAME: &str = "trusted-servers.pem";
+
+/// One accepted certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The host name as the user typed it (no port).
+    pub host: String,
+    /// The certificate.
+    pub der: CertificateDer<'static>,
+}
+
+/// What the store says about a host's certificate.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing is saved for the host.
+    Unknown,
+    /// This very certificate was accepted for the host.
+    Accepted,
+    /// Another certificate was accepted for the host: its SHA-256.
+    Changed(String),
+}
+
+/// The trust store file.
+#[derive(Clone, Debug)]
+pub struct TrustStore {
+    dir: PathBuf,
+}
+
+/// Serialises saves within the process; `flock` does it across processes.
+static SAVE_LOCK: Mutex<()> = Mutex::new(());
+
+impl TrustStore {
+    /// The store of this user (see the module documentation), or `None`
+    /// when neither `PCP_SECURE_DB_PATH` nor `HOME` is set.
+    pub fn for_user() -> Option<TrustStore> {
+        let dir = match std::env::var_os("PCP_SECURE_DB_PATH").filter(|v| !v.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
+                .join(".pcp")
+                .join("tls"),
+        };
+        Some(TrustStore { dir })
+    }
+
+    /// The store in `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> TrustStore {
+        TrustStore { dir: dir.into() }
+    }
+
+    /// The store file's path.
+    pub fn file(&self) -> PathBuf {
+        self.dir.join(FILE_NAME)
+    }
+
+    /// Reads every entry. A missing file is an empty store; a file that
+    /// cannot be read or parsed is an error naming it and the reason.
+    pub fn load(&self) -> Result<Vec<Entry>> {
+        let path = self.file();
+        match fs::read_to_string(&path) {
+            Ok(text) => parse(&text)
+                .map_err(|why| Error::Config(format!("trust store \"{}\": {why}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::Config(format!(
+                "trust store \"{}\": cannot read ({e})",
+                path.display()
+            ))),
+        }
+    }
+
+    /// What the saved entries say about `cert` for `host`.
+    pub fn verdict(entries: &[Entry], host: &str, cert: &CertificateDer<'_>) -> Verdict {
+        match entries.iter().rev().find(|e| e.host == host) {
+            None => Verdict::Unknown,
+            Some(e) if e.der.as_ref() == cert.as_ref() => Verdict::Accepted,
+            Some(e) => Verdict::Changed(certinfo::sha256(&e.der)),
+        }
+    }
+
+    /// Saves `cert` as the accepted certificate of `host`, replacing any
+    /// earlier one for that host. Never rewrites a file it cannot parse.
+    pub fn save(&self, host: &str, cert: &CertificateDer<'_>) -> Result<()> {
+        let _in_process = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.dir.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "trust store directory \"{}\": cannot create ({e})",
+                        self.dir.display()
+                    ))
+                })?;
+        }
+        let _across_processes = FileLock::acquire(&self.dir.join(".trusted-servers.lock"))?;
+        let mut entries = self.load()?;
+        entries.retain(|e| e.host != host);
+        entries.push(Entry {
+            host: host.to_string(),
+            der: cert.clone().into_owned(),
+        });
+        let text: String = entries.iter().map(render).collect::<Vec<_>>().join("\n");
+        self.replace_file(text.as_bytes())
+    }
+
+    fn replace_file(&self, bytes: &[u8]) -> Result<()> {
+        let path = self.file();
+        let fail = |what: &str, e: std::io::Error| {
+            Error::Config(format!("trust store \"{}\": {what} ({e})", path.display()))
+        };
+        let tmp = self
+            .dir
+            .join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| fail("cannot create a temporary file", e))?;
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        drop(file);
+        if let Err(e) = written.and_then(|()| fs::rename(&tmp, &path)) {
+            let _ = fs::remove_file(&tmp);
+            return Err(fail("cannot write", e));
+        }
+        if let Ok(dir) = File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// An exclusive `flock` held until dropped, waited for at most a few seconds.
+struct FileLock(File);
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "trust store lock \"{}\": cannot open ({e})",
+                    path.display()
+                ))
+            })?;
+        let start = Instant::now();
+        loop {
+            // SAFETY: flock takes no pointers; the descriptor is open.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(FileLock(file));
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(Error::Config(format!(
+                    "trust store lock \"{}\": still held by another process after 10 s",
+                    path.display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // SAFETY: flock takes no pointers; the descriptor is open.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+/// Parses the store text; the error says which line is wrong and why.
+pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
+    let mut entries = Vec::new();
+    let mut host: Option<String> = None;
+    let mut sha256: Option<String> = None;
+    let mut pem: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let trimmed = line.trim();
+        if let Some((start, block)) = pem.as_mut() {
+            block.push_str(trimmed);
+            block.push('\n');
+            if trimmed == "-----END CERTIFICATE-----" {
+                let der = CertificateDer::from_pem_slice(block.as_bytes())
+                    .map_err(|e| format!("line {start}: broken PEM certificate ({e})"))?;
+                let host = host.take().ok_or_else(|| {
+                    format!("line {start}: certificate without a \"# host:\" line")
+                })?;
+                if let Some(expected) = sha256.take() {
+                    let actual = certinfo::sha256(&der);
+                    if !expected.eq_ignore_ascii_case(&actual) {
+                        return Err(format!(
+                            "line {start}: the sha256 line of host {host} ({expected}) does not match its certificate ({actual})"
+                        ));
+                    }
+                }
+                entries.push(Entry { host, der });
+                pem = None;
+            }
+            continue;
+        }
+        if trimmed.is_empty() {
+            continue;
+        }
+        if let Some(comment) = trimmed.strip_prefix('#') {
+            let comment = comment.trim();
+            if let Some(v) = comment.strip_prefix("host:") {
+                host = Some(v.trim().to_string());
+            } else if let Some(v) = comment.strip_prefix("sha256:") {
+                sha256 = Some(v.trim().to_string());
+            }
+            continue;
+        }
+        if trimmed == "-----BEGIN CERTIFICATE-----" {
+            pem = Some((number, format!("{trimmed}\n")));
+            continue;
+        }
+        return Err(format!(
+            "line {number}: unexpected text (expected \"# ...\" lines and PEM certificates)"
+        ));
+    }
+    if let Some((start, _)) = pem {
+        return Err(format!(
+            "line {start}: PEM certificate without its END line"
+        ));
+    }
+    Ok(entries)
+}
+
+/// One entry as text.
+fn render(entry: &Entry) -> String {
+    let info = CertInfo::of(&entry.der);
+    let mut out = format!(
+        "# host: {}\n# sha256: {}\n# subject: {}\n# saved: {}\n-----BEGIN CERTIFICATE-----\n",
+        entry.host,
+        info.sha256,
+        info.subject,
+        utc_now()
+    );
+    for chunk in base64(&entry.der).as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn cert(bytes: &[u8]) -> CertificateDer<'static> {
+        CertificateDer::from(bytes.to_vec())
+    }
+
+    #[test]
+    fn base64_matches_the_standard() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn date_is_iso8601_utc() {
+        let now = utc_now();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+
+    #[test]
+    fn save_then_load_round_trips_with_modes_and_replaces_per_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path().join("sub"));
+        store.save("a.example", &cert(b"first")).unwrap();
+        store.save("b.example", &cert(b"second")).unwrap();
+        store.save("a.example", &cert(b"third")).unwrap();
+        let entries = store.load().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(
+            TrustStore::verdict(&entries, "a.example", &cert(b"third")),
+            Verdict::Accepted
+        );
+        assert!(matches!(
+            TrustStore::verdict(&entries, "a.example", &cert(b"first")),
+            Verdict::Changed(_)
+        ));
+        assert_eq!(
+            TrustStore::verdict(&entries, "c.example", &cert(b"first")),
+            Verdict::Unknown
+        );
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&store.file()), 0o600);
+        assert_eq!(mode(&dir.path().join("sub")), 0o700);
+        let text = fs::read_to_string(store.file()).unwrap();
+        assert!(text.contains("# host: b.example\n# sha256: "), "{text}");
+    }
+
+    #[test]
+    fn corrupt_store_is_an_error_and_is_never_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path());
+        fs::write(store.file(), "this is not a trust store\n").unwrap();
+        let err = store.load().unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains(FILE_NAME), "{err}");
+        assert!(store.save("h", &cert(b"x")).is_err());
+        assert_eq!(
+            fs::read_to_string(store.file()).unwrap(),
+            "this is not a trust store\n"
+        );
+    }
+
+    #[test]
+    fn a_wrong_fingerprint_line_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path());
+        store.save("h", &cert(b"x")).unwrap();
+        let text = fs::read_to_string(store.file()).unwrap();
+        let tampered = text.replace(&certinfo::sha256(b"x"), &certinfo::sha256(b"y"));
+        let err = parse(&tampered).unwrap_err();
+        assert!(err.contains("does not match"), "{err}");
+        assert!(parse("# host: h\n-----BEGIN CERTIFICATE-----\nAAAA\n")
+            .unwrap_err()
+            .contains("END"));
+    }
+
+    #[test]
+    fn concurrent_saves_keep_every_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path());
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store
+                        .save(&format!("h{i}"), &cert(format!("c{i}").as_bytes()))
+                        .unwrap()
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(store.load().unwrap().len(), 8);
+    }
+}
