@@ -32,6 +32,8 @@ pub struct Entry {
     pub host: String,
     /// The certificate.
     pub der: CertificateDer<'static>,
+    /// When it was saved (`YYYY-MM-DDTHH:MM:SSZ`), kept across rewrites.
+    pub saved: String,
 }
 
 /// What the store says about a host's certificate.
@@ -104,28 +106,60 @@ impl TrustStore {
     /// Saves `cert` as the accepted certificate of `host`, replacing any
     /// earlier one for that host. Never rewrites a file it cannot parse.
     pub fn save(&self, host: &str, cert: &CertificateDer<'_>) -> Result<()> {
-        let _in_process = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        self.create_dir()?;
+        self.update(|entries| {
+            entries.retain(|e| e.host != host);
+            entries.push(Entry {
+                host: host.to_string(),
+                der: cert.clone().into_owned(),
+                saved: utc_now(),
+            });
+            true
+        })
+        .map(|_| ())
+    }
+
+    /// Removes every entry of `host`; says whether there was one. A missing
+    /// store is left missing; a file it cannot parse is never rewritten.
+    pub fn remove(&self, host: &str) -> Result<bool> {
         if !self.dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "trust store directory \"{}\": cannot create ({e})",
-                        self.dir.display()
-                    ))
-                })?;
+            return Ok(false);
         }
+        self.update(|entries| {
+            let before = entries.len();
+            entries.retain(|e| e.host != host);
+            entries.len() != before
+        })
+    }
+
+    fn create_dir(&self) -> Result<()> {
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| {
+                Error::Config(format!(
+                    "trust store directory \"{}\": cannot create ({e})",
+                    self.dir.display()
+                ))
+            })
+    }
+
+    /// Read-modify-write under both locks: loads the entries, lets `change`
+    /// edit them and rewrites the file atomically when it returns true (it
+    /// says whether it changed anything); returns what `change` returned.
+    fn update(&self, change: impl FnOnce(&mut Vec<Entry>) -> bool) -> Result<bool> {
+        let _in_process = SAVE_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let _across_processes = FileLock::acquire(&self.dir.join(".trusted-servers.lock"))?;
         let mut entries = self.load()?;
-        entries.retain(|e| e.host != host);
-        entries.push(Entry {
-            host: host.to_string(),
-            der: cert.clone().into_owned(),
-        });
+        if !change(&mut entries) {
+            return Ok(false);
+        }
         let text: String = entries.iter().map(render).collect::<Vec<_>>().join("\n");
-        self.replace_file(text.as_bytes())
+        self.replace_file(text.as_bytes()).map(|()| true)
     }
 
     fn replace_file(&self, bytes: &[u8]) -> Result<()> {
@@ -203,6 +237,7 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
     let mut host: Option<String> = None;
     let mut sha256: Option<String> = None;
+    let mut saved: Option<String> = None;
     let mut pem: Option<(usize, String)> = None;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
@@ -224,7 +259,8 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
                         ));
                     }
                 }
-                entries.push(Entry { host, der });
+                let saved = saved.take().unwrap_or_default();
+                entries.push(Entry { host, der, saved });
                 pem = None;
             }
             continue;
@@ -238,6 +274,8 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
                 host = Some(v.trim().to_string());
             } else if let Some(v) = comment.strip_prefix("sha256:") {
                 sha256 = Some(v.trim().to_string());
+            } else if let Some(v) = comment.strip_prefix("saved:") {
+                saved = Some(v.trim().to_string());
             }
             continue;
         }
@@ -265,7 +303,11 @@ fn render(entry: &Entry) -> String {
         entry.host,
         info.sha256,
         info.subject,
-        utc_now()
+        if entry.saved.is_empty() {
+            "unknown"
+        } else {
+            &entry.saved
+        }
     );
     for chunk in base64(&entry.der).as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
@@ -370,6 +412,13 @@ mod tests {
         assert_eq!(mode(&dir.path().join("sub")), 0o700);
         let text = fs::read_to_string(store.file()).unwrap();
         assert!(text.contains("# host: b.example\n# sha256: "), "{text}");
+        // A rewrite keeps each entry's saved time.
+        let edited = text.replacen(&entries[0].saved, "2001-02-03T04:05:06Z", 1);
+        fs::write(store.file(), edited).unwrap();
+        store.save("c.example", &cert(b"fourth")).unwrap();
+        assert!(fs::read_to_string(store.file())
+            .unwrap()
+            .contains("# saved: 2001-02-03T04:05:06Z"));
     }
 
     #[test]
@@ -398,6 +447,35 @@ mod tests {
         assert!(parse("# host: h\n-----BEGIN CERTIFICATE-----\nAAAA\n")
             .unwrap_err()
             .contains("END"));
+    }
+
+    #[test]
+    fn remove_drops_only_that_host_and_never_touches_a_corrupt_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = TrustStore::in_dir(dir.path().join("none"));
+        assert!(!missing.remove("h").unwrap());
+        assert!(!dir.path().join("none").exists());
+
+        let store = TrustStore::in_dir(dir.path());
+        store.save("a.example", &cert(b"first")).unwrap();
+        store.save("b.example", &cert(b"second")).unwrap();
+        assert!(store.remove("a.example").unwrap());
+        assert!(!store.remove("a.example").unwrap());
+        let entries = store.load().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].host, "b.example");
+        let mode = fs::metadata(store.file()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(store.remove("b.example").unwrap());
+        assert!(store.load().unwrap().is_empty());
+
+        fs::write(store.file(), "this is not a trust store\n").unwrap();
+        let err = store.remove("b.example").unwrap_err().to_string();
+        assert!(err.contains("line 1") && err.contains(FILE_NAME), "{err}");
+        assert_eq!(
+            fs::read_to_string(store.file()).unwrap(),
+            "this is not a trust store\n"
+        );
     }
 
     #[test]

@@ -230,8 +230,11 @@ impl PcpServerVerifier {
                 Ok(name_check(end_entity, server_name).err())
             }
             // The issuer's certificate was not sent: its signature cannot be
-            // checked here, only pinned by the person who accepts it.
-            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => Ok(None),
+            // checked here, only pinned by the person who accepts it. webpki
+            // checks names only on a built chain, so check the name here.
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                Ok(name_check(end_entity, server_name).err())
+            }
             Err(e @ rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
             | Err(
                 e @ rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
