@@ -1,6 +1,6 @@
 # Convenience targets for libpcp_secure as a C library.
 #
-#   make build                          release build (libpcp_secure.so, .a)
+#   make build                          release build (libpcp_secure.so, .a, pcp-secure)
 #   make install PREFIX=/usr/local      build and install (DESTDIR honoured)
 #   make header                         regenerate include/pcp_secure.h
 #   make check-c                        build and run the C tests (c-tests/)
@@ -13,6 +13,7 @@ CARGO ?= cargo
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
 
 .PHONY: all build install header check-c
@@ -20,11 +21,11 @@ DESTDIR ?=
 all: build
 
 build:
-	$(CARGO) build --release --lib
+	$(CARGO) build --release
 
 install: build
 	scripts/install --no-build --prefix "$(PREFIX)" --libdir "$(LIBDIR)" \
-		--includedir "$(INCLUDEDIR)" --destdir "$(DESTDIR)"
+		--includedir "$(INCLUDEDIR)" --bindir "$(BINDIR)" --destdir "$(DESTDIR)"
 
 header:
 	PCP_SECURE_BLESS=1 $(CARGO) test --test header

@@ -504,7 +504,8 @@ pub unsafe extern "C" fn select(
     )
 }
 
-fn version_str() -> &'static str {
+/// "libpcp_secure X.Y.Z (rustls A.B.C)".
+pub fn version_str() -> &'static str {
     concat!(
         "libpcp_secure ",
         env!("CARGO_PKG_VERSION"),

@@ -198,7 +198,7 @@ pub fn flush(fd: RawFd, conn: &mut Connection, deadline: Deadline) -> Result<()>
 
 /// Reads once from the descriptor into rustls (waiting until the deadline)
 /// and processes what arrived. A TLS error is answered with its alert.
-fn read_step(
+pub fn read_step(
     fd: RawFd,
     conn: &mut Connection,
     deadline: Deadline,
@@ -224,7 +224,7 @@ fn read_step(
 
 /// Runs the TLS handshake to completion or the deadline, which moves later
 /// by `paused` (time spent waiting for a person).
-fn drive(
+pub fn drive(
     fd: RawFd,
     conn: &mut Connection,
     deadline: Deadline,
@@ -244,7 +244,7 @@ fn drive(
 /// certificate: wait for the server's first records (session tickets when it
 /// accepted us, an alert when not). A server that sends nothing costs only
 /// the wait; it is not an error.
-fn await_verdict(
+pub fn await_verdict(
     fd: RawFd,
     conn: &mut Connection,
     deadline: Deadline,

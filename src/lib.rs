@@ -37,3 +37,5 @@ pub mod store;
 pub mod suites;
 pub mod trust;
 pub mod verify;
+
+pub use ffi::version_str;

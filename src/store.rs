@@ -155,11 +155,14 @@ pub struct ClientContext {
     pub conf_path: Option<PathBuf>,
 }
 
-/// Records whether the server asked for a client certificate.
+/// Our client certificate (if any), recording whether the server asked
+/// for one.
 #[derive(Debug)]
-struct Identity {
-    key: Option<Arc<CertifiedKey>>,
-    asked: Arc<AtomicBool>,
+pub struct Identity {
+    /// The certificate and key presented when asked.
+    pub key: Option<Arc<CertifiedKey>>,
+    /// Turns true when the server asks for a client certificate.
+    pub asked: Arc<AtomicBool>,
 }
 
 impl ResolvesClientCert for Identity {

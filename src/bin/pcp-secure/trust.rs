@@ -1,0 +1,247 @@
+//! `pcp-secure trust`: the per-user store of server certificates accepted
+//! on first use (`trusted-servers.pem`), listed, shown, added to and
+//! removed from through the library's own `TrustStore`, so the tool and
+//! the clients agree on the file, its format and its locking.
+//!
+//! CAs are not kept there: a client trusts a CA through `tls-ca-cert-file`
+//! or `tls-ca-cert-dir` in its tls.conf.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use pcp_secure::certinfo::CertInfo;
+use pcp_secure::trust::{Entry, TrustStore};
+use rustls::pki_types::{CertificateDer, ServerName};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Arguments of `pcp-secure trust`.
+#[derive(clap::Args)]
+#[command(after_help = "\
+The store is $PCP_SECURE_DB_PATH/trusted-servers.pem, else
+~/.pcp/tls/trusted-servers.pem, the file the clients (pminfo, pmval, ...)
+read and write when you accept a server's certificate. It holds one
+certificate per host name, as typed after -h (without port). It is only
+consulted for certificates whose issuer is not trusted; trust a CA with
+tls-ca-cert-file in tls.conf instead.")]
+pub struct Args {
+    /// Directory of the trust store [default: $PCP_SECURE_DB_PATH, else ~/.pcp/tls].
+    #[arg(long, value_name = "DIR", global = true)]
+    db: Option<PathBuf>,
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// One line per trusted server: host, SHA-256 fingerprint, subject, end of validity.
+    List,
+    /// Fingerprints, subject, issuer, validity and names of HOST's certificate.
+    Show {
+        /// The host name, as typed after -h.
+        host: String,
+    },
+    /// Trust the (first) certificate in FILE for HOST, replacing any earlier one.
+    Add {
+        /// The host name, as clients type it after -h (without port).
+        host: String,
+        /// A PEM file; its first certificate is saved (the server's own, not its CA's).
+        file: PathBuf,
+    },
+    /// Forget HOST's certificate (exits 1 when there is none).
+    Remove {
+        /// The host name.
+        host: String,
+    },
+}
+
+/// Runs the subcommand.
+pub fn main(args: Args) -> ExitCode {
+    let store = match args.db {
+        Some(dir) => TrustStore::in_dir(dir),
+        None => {
+            match TrustStore::for_user() {
+                Some(store) => store,
+                None => {
+                    eprintln!("pcp-secure trust: neither PCP_SECURE_DB_PATH nor HOME is set: give --db DIR");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    let result = match args.what {
+        What::List => list(&store),
+        What::Show { host } => show(&store, &host),
+        What::Add { host, file } => add(&store, &host, &file),
+        What::Remove { host } => remove(&store, &host),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("pcp-secure trust: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, String>;
+
+fn load(store: &TrustStore) -> Result<Vec<Entry>> {
+    store.load().map_err(|e| e.to_string())
+}
+
+fn list(store: &TrustStore) -> Result<()> {
+    let entries = load(store)?;
+    if entries.is_empty() {
+        println!("(no trusted servers in {})", store.file().display());
+        return Ok(());
+    }
+    let width = entries.iter().map(|e| e.host.len()).max().unwrap_or(0);
+    for (index, entry) in entries.iter().enumerate() {
+        let info = CertInfo::of(&entry.der);
+        let shadowed = entries[index + 1..].iter().any(|e| e.host == entry.host);
+        println!(
+            "{:<width$}  {}  {}  {} {}{}",
+            entry.host,
+            info.sha256,
+            info.subject,
+            if expired(&entry.der) {
+                "EXPIRED"
+            } else {
+                "until"
+            },
+            info.not_after,
+            if shadowed {
+                "  (ignored: a later entry for this host wins)"
+            } else {
+                ""
+            },
+        );
+    }
+    Ok(())
+}
+
+fn show(store: &TrustStore, host: &str) -> Result<()> {
+    let host = host_key(host)?;
+    let entries = load(store)?;
+    let Some(entry) = entries.iter().rev().find(|e| e.host == host) else {
+        return Err(format!(
+            "no certificate is trusted for host {host} in {}",
+            store.file().display()
+        ));
+    };
+    println!("Host: {host}");
+    for line in CertInfo::of(&entry.der).lines() {
+        println!("{line}");
+    }
+    if expired(&entry.der) {
+        println!("(this certificate is not valid now: clients refuse it)");
+    }
+    Ok(())
+}
+
+fn add(store: &TrustStore, host: &str, file: &std::path::Path) -> Result<()> {
+    let host = host_key(host)?;
+    let path = file
+        .to_str()
+        .ok_or_else(|| format!("\"{}\": the path is not valid UTF-8", file.display()))?;
+    let cert: CertificateDer<'static> = pcp_secure::certs::load_chain("certificate file", path)
+        .map_err(|e| e.to_string())?
+        .remove(0);
+    let earlier = load(store)?
+        .into_iter()
+        .rev()
+        .find(|e| e.host == host)
+        .map(|e| CertInfo::of(&e.der).sha256);
+    store.save(&host, &cert).map_err(|e| e.to_string())?;
+    let info = CertInfo::of(&cert);
+    println!("trusted for host {host} in {}:", store.file().display());
+    println!("SHA256 fingerprint is {}", info.sha256);
+    println!("Subject: {}", info.subject);
+    match earlier {
+        Some(old) if old != info.sha256 => {
+            println!("(replaced the certificate saved before, SHA256 {old})")
+        }
+        Some(_) => println!("(it was already trusted for {host})"),
+        None => {}
+    }
+    if !names_host(&cert, &host) {
+        println!(
+            "note: the certificate does not name {host} (its names: {}); clients will still ask about the name, or accept it with PCP_ALLOW_BAD_CERT_DOMAIN set",
+            if info.names.is_empty() { "none".to_string() } else { info.names.join(", ") }
+        );
+    }
+    if expired(&cert) {
+        println!(
+            "note: the certificate is not valid now: clients refuse it whatever the store says"
+        );
+    }
+    Ok(())
+}
+
+fn remove(store: &TrustStore, host: &str) -> Result<()> {
+    let host = host_key(host)?;
+    if store.remove(&host).map_err(|e| e.to_string())? {
+        println!("removed host {host} from {}", store.file().display());
+        Ok(())
+    } else {
+        Err(format!(
+            "no certificate is trusted for host {host} in {}",
+            store.file().display()
+        ))
+    }
+}
+
+/// The host as the store keys it: as typed, without IPv6 brackets, never
+/// with a port.
+fn host_key(host: &str) -> Result<String> {
+    let trimmed = host.trim();
+    let key = trimmed
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("\"{host}\" is not a host name"));
+    }
+    if let Some((_, port)) = key.split_once(':') {
+        // One colon (an IPv6 address has several) followed by digits: a port.
+        if !port.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "\"{host}\": give the host name without the port (entries are kept per host)"
+            ));
+        }
+    }
+    Ok(key.to_string())
+}
+
+/// Whether the certificate lists `host` (a DNS name or an IP address).
+fn names_host(cert: &CertificateDer<'_>, host: &str) -> bool {
+    let Ok(name) = ServerName::try_from(host) else {
+        return false;
+    };
+    webpki::EndEntityCert::try_from(cert)
+        .map(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
+        .unwrap_or(false)
+}
+
+fn expired(cert: &CertificateDer<'_>) -> bool {
+    X509Certificate::from_der(cert)
+        .map(|(_, x509)| !x509.validity().is_valid())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_drop_brackets_and_refuse_ports() {
+        assert_eq!(host_key("localhost").unwrap(), "localhost");
+        assert_eq!(host_key("[::1]").unwrap(), "::1");
+        assert_eq!(host_key("::1").unwrap(), "::1");
+        assert!(host_key("collector:44321").unwrap_err().contains("port"));
+        assert!(host_key("").is_err());
+        assert!(host_key("a b").is_err());
+        assert!(host_key("a\nb").is_err());
+    }
+}
