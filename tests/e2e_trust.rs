@@ -1508,3 +1508,65 @@ fn untrusted_issuer_and_wrong_name_need_both_permissions() {
     let store = checked_store(&user);
     assert_eq!(store["localhost"].pem, cert_pem(&certs, "wronghost"));
 }
+
+// ---------------------------------------------------------------------------
+// 14. No answer or variable overrides a bad signature: a self-signed
+// certificate whose signature was altered (pmcd still holds the key, so the
+// TLS handshake itself is sound) is refused without a question, even with
+// PCP_ALLOW_SERVER_SELF_CERT, and nothing is saved.
+
+#[test]
+fn tampered_signature_is_refused_without_a_question() {
+    let certs = Certs::new();
+    let dir = tempdir("pcp-secure-tampered.");
+    let der_path = dir.path().join("selfsigned.der");
+    let ok = Command::new("openssl")
+        .args([
+            "x509",
+            "-in",
+            &certs.path("selfsigned.crt"),
+            "-outform",
+            "DER",
+            "-out",
+        ])
+        .arg(&der_path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl x509 -outform DER");
+    let mut der = std::fs::read(&der_path).unwrap();
+    // The signature value ends the certificate: change its last byte.
+    let last = der.len() - 1;
+    der[last] ^= 0x5a;
+    std::fs::write(&der_path, &der).unwrap();
+    let tampered = dir.path().join("tampered.crt");
+    let ok = Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-in"])
+        .arg(&der_path)
+        .arg("-out")
+        .arg(&tampered)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl x509 -inform DER");
+
+    let conf = tls_conf(&[
+        ("tls-cert-file", tampered.to_str().unwrap()),
+        ("tls-key-file", &certs.path("selfsigned.key")),
+    ]);
+    let pmcd = Pmcd::builder().preload_ours(true).tls_conf(&conf).start();
+    let mut user = User::trusting_ca(&certs);
+    user.set("PCP_ALLOW_SERVER_SELF_CERT", "1");
+    let run = user.detached(&pmcd.host_named("localhost"));
+    assert_refused(&run, "localhost", "signature");
+    assert!(
+        !run.stderr.contains("Do you want"),
+        "asked\n{}",
+        run.describe()
+    );
+    assert!(
+        !user.store_file().exists(),
+        "saved\n{}",
+        user.store_describe()
+    );
+}
