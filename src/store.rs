@@ -23,6 +23,7 @@ use crate::config::{self, TlsConf};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::suites;
+use crate::trust::TrustStore;
 use crate::verify;
 
 /// Everything a server needs to accept TLS clients.
@@ -200,6 +201,7 @@ impl ClientContext {
                         .to_string(),
                 ),
             };
+        let (anchors, trust_source) = with_user_cas(anchors, trust_source);
         let identity = match (
             conf.client_cert_file.as_deref(),
             conf.client_key_file.as_deref(),
@@ -283,6 +285,45 @@ impl ClientContext {
             .map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
         Ok((conn, asked, outcome))
     }
+}
+
+/// Adds the CAs the user trusts in their trust store (`pcp-secure trust
+/// add --ca`) to the anchors from `tls.conf` or the system.
+fn with_user_cas(mut anchors: certs::Anchors, source: String) -> (certs::Anchors, String) {
+    let Some(store) = TrustStore::for_user() else {
+        return (anchors, source);
+    };
+    let entries = match store.load() {
+        Ok(entries) => entries,
+        Err(e) => {
+            log::warning!("{e}; it is ignored and will not be changed");
+            return (anchors, source);
+        }
+    };
+    let mut added = 0;
+    for entry in entries.iter().filter(|e| e.ca) {
+        match anchors.roots.add(entry.der.clone()) {
+            Ok(()) => {
+                anchors
+                    .fingerprints
+                    .push(crate::certinfo::sha256(&entry.der));
+                added += 1;
+            }
+            Err(e) => log::warning!(
+                "trust store \"{}\": CA \"{}\" is not usable ({e}); ignored",
+                store.file().display(),
+                entry.host
+            ),
+        }
+    }
+    if added == 0 {
+        return (anchors, source);
+    }
+    let source = format!(
+        "{source} and {added} CA(s) of trust store \"{}\"",
+        store.file().display()
+    );
+    (anchors, source)
 }
 
 /// Identifies one version of a client `tls.conf`, so that an edited file is

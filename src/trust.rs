@@ -1,6 +1,8 @@
 //! The per-user store of server certificates a person accepted ("trust on
-//! first use"): a PEM file a person can read and edit, one entry per host,
-//! each a certificate preceded by `# host:` and `# sha256:` lines.
+//! first use") and of CAs the person trusts: a PEM file a person can read
+//! and edit, each entry a certificate preceded by a `# host:` line (an
+//! accepted server, one per host) or a `# ca:` line (a trusted CA, by
+//! label) and a `# sha256:` line.
 //!
 //! Location: `$PCP_SECURE_DB_PATH/trusted-servers.pem`, else
 //! `$HOME/.pcp/tls/trusted-servers.pem`. The directory is created 0700 and
@@ -28,8 +30,10 @@ pub const FILE_NAME: &str = "trusted-servers.pem";
 /// One accepted certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The host name as the user typed it (no port).
+    /// The host name as the user typed it (no port); for a CA, its label.
     pub host: String,
+    /// A trusted CA (its certificates' issuer) rather than one server's own.
+    pub ca: bool,
     /// The certificate.
     pub der: CertificateDer<'static>,
     /// When it was saved (`YYYY-MM-DDTHH:MM:SSZ`), kept across rewrites.
@@ -94,9 +98,9 @@ impl TrustStore {
         }
     }
 
-    /// What the saved entries say about `cert` for `host`.
+    /// What the saved server entries say about `cert` for `host`.
     pub fn verdict(entries: &[Entry], host: &str, cert: &CertificateDer<'_>) -> Verdict {
-        match entries.iter().rev().find(|e| e.host == host) {
+        match entries.iter().rev().find(|e| !e.ca && e.host == host) {
             None => Verdict::Unknown,
             Some(e) if e.der.as_ref() == cert.as_ref() => Verdict::Accepted,
             Some(e) => Verdict::Changed(certinfo::sha256(&e.der)),
@@ -106,11 +110,22 @@ impl TrustStore {
     /// Saves `cert` as the accepted certificate of `host`, replacing any
     /// earlier one for that host. Never rewrites a file it cannot parse.
     pub fn save(&self, host: &str, cert: &CertificateDer<'_>) -> Result<()> {
+        self.save_entry(host, cert, false)
+    }
+
+    /// Saves `cert` as a trusted CA labelled `label`, replacing any earlier
+    /// CA of that label.
+    pub fn save_ca(&self, label: &str, cert: &CertificateDer<'_>) -> Result<()> {
+        self.save_entry(label, cert, true)
+    }
+
+    fn save_entry(&self, name: &str, cert: &CertificateDer<'_>, ca: bool) -> Result<()> {
         self.create_dir()?;
         self.update(|entries| {
-            entries.retain(|e| e.host != host);
+            entries.retain(|e| e.ca != ca || e.host != name);
             entries.push(Entry {
-                host: host.to_string(),
+                host: name.to_string(),
+                ca,
                 der: cert.clone().into_owned(),
                 saved: utc_now(),
             });
@@ -119,7 +134,8 @@ impl TrustStore {
         .map(|_| ())
     }
 
-    /// Removes every entry of `host`; says whether there was one. A missing
+    /// Removes every entry (server or CA) named `host`; says whether there
+    /// was one. A missing
     /// store is left missing; a file it cannot parse is never rewritten.
     pub fn remove(&self, host: &str) -> Result<bool> {
         if !self.dir.is_dir() {
@@ -235,7 +251,7 @@ impl Drop for FileLock {
 /// Parses the store text; the error says which line is wrong and why.
 pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
     let mut entries = Vec::new();
-    let mut host: Option<String> = None;
+    let mut host: Option<(String, bool)> = None;
     let mut sha256: Option<String> = None;
     let mut saved: Option<String> = None;
     let mut pem: Option<(usize, String)> = None;
@@ -248,8 +264,8 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
             if trimmed == "-----END CERTIFICATE-----" {
                 let der = CertificateDer::from_pem_slice(block.as_bytes())
                     .map_err(|e| format!("line {start}: broken PEM certificate ({e})"))?;
-                let host = host.take().ok_or_else(|| {
-                    format!("line {start}: certificate without a \"# host:\" line")
+                let (host, ca) = host.take().ok_or_else(|| {
+                    format!("line {start}: certificate without a \"# host:\" or \"# ca:\" line")
                 })?;
                 if let Some(expected) = sha256.take() {
                     let actual = certinfo::sha256(&der);
@@ -260,7 +276,12 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
                     }
                 }
                 let saved = saved.take().unwrap_or_default();
-                entries.push(Entry { host, der, saved });
+                entries.push(Entry {
+                    host,
+                    ca,
+                    der,
+                    saved,
+                });
                 pem = None;
             }
             continue;
@@ -271,7 +292,9 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
         if let Some(comment) = trimmed.strip_prefix('#') {
             let comment = comment.trim();
             if let Some(v) = comment.strip_prefix("host:") {
-                host = Some(v.trim().to_string());
+                host = Some((v.trim().to_string(), false));
+            } else if let Some(v) = comment.strip_prefix("ca:") {
+                host = Some((v.trim().to_string(), true));
             } else if let Some(v) = comment.strip_prefix("sha256:") {
                 sha256 = Some(v.trim().to_string());
             } else if let Some(v) = comment.strip_prefix("saved:") {
@@ -299,7 +322,8 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
 fn render(entry: &Entry) -> String {
     let info = CertInfo::of(&entry.der);
     let mut out = format!(
-        "# host: {}\n# sha256: {}\n# subject: {}\n# saved: {}\n-----BEGIN CERTIFICATE-----\n",
+        "# {}: {}\n# sha256: {}\n# subject: {}\n# saved: {}\n-----BEGIN CERTIFICATE-----\n",
+        if entry.ca { "ca" } else { "host" },
         entry.host,
         info.sha256,
         info.subject,
@@ -419,6 +443,26 @@ mod tests {
         assert!(fs::read_to_string(store.file())
             .unwrap()
             .contains("# saved: 2001-02-03T04:05:06Z"));
+    }
+
+    #[test]
+    fn ca_entries_round_trip_and_are_not_server_pins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path());
+        store.save_ca("site", &cert(b"ca")).unwrap();
+        store.save("site", &cert(b"server")).unwrap();
+        let entries = store.load().unwrap();
+        assert_eq!(entries.len(), 2, "a CA and a host may share a name");
+        assert!(entries.iter().any(|e| e.ca && e.der.as_ref() == b"ca"));
+        assert_eq!(
+            TrustStore::verdict(&entries, "site", &cert(b"server")),
+            Verdict::Accepted
+        );
+        assert!(fs::read_to_string(store.file())
+            .unwrap()
+            .contains("# ca: site\n"));
+        assert!(store.remove("site").unwrap());
+        assert!(store.load().unwrap().is_empty());
     }
 
     #[test]

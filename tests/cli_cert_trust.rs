@@ -679,3 +679,65 @@ fn trust_reports_a_corrupt_store_and_leaves_it_alone() {
         );
     }
 }
+
+/// A CA added with `trust add --ca` is trusted by clients for every server
+/// it issued, with no tls-ca-cert-file in tls.conf: a real pminfo through
+/// the library verifies a real pmcd with it, and fails again once the CA
+/// is removed. `list` and `show` say it is a CA.
+#[test]
+fn trusted_ca_from_the_store_verifies_servers() {
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let home = tempdir("pcp-secure-cli-home.");
+    let db = home.path().join("db");
+    let db_env = [("PCP_SECURE_DB_PATH", s(&db))];
+    let client = Client::new("")
+        .ours()
+        .secure("enforce")
+        .env("PCP_SECURE_DB_PATH", s(&db));
+    let host = pmcd.host_named("localhost");
+
+    let before = client.fetch(&host, &["kernel.all.load"]);
+    before.assert_failed();
+    assert!(
+        before.stderr.contains("not trusted"),
+        "{}",
+        before.describe()
+    );
+
+    let run = tool(
+        home.path(),
+        &["trust", "add", "--ca", "site", &certs.path("ca.crt")],
+        &db_env,
+    );
+    run.assert_ok();
+    let run = tool(home.path(), &["trust", "list"], &db_env);
+    run.assert_ok();
+    assert!(run.stdout.contains("CA site"), "{}", run.describe());
+    let run = tool(home.path(), &["trust", "show", "site"], &db_env);
+    run.assert_ok();
+    assert!(run.stdout.starts_with("CA: site"), "{}", run.describe());
+
+    assert_load_values(&client.fetch(&host, &["kernel.all.load"]));
+    // A server certificate from that CA for another name is still refused.
+    let other = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("wronghost"))
+        .start();
+    let wrong = client.fetch(&other.host_named("localhost"), &["kernel.all.load"]);
+    wrong.assert_failed();
+    assert!(
+        wrong.stderr.contains("does not match"),
+        "{}",
+        wrong.describe()
+    );
+
+    let run = tool(home.path(), &["trust", "remove", "site"], &db_env);
+    run.assert_ok();
+    let after = client.fetch(&host, &["kernel.all.load"]);
+    after.assert_failed();
+    assert!(after.stderr.contains("not trusted"), "{}", after.describe());
+}

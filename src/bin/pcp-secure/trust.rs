@@ -21,9 +21,9 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 The store is $PCP_SECURE_DB_PATH/trusted-servers.pem, else
 ~/.pcp/tls/trusted-servers.pem, the file the clients (pminfo, pmval, ...)
 read and write when you accept a server's certificate. It holds one
-certificate per host name, as typed after -h (without port). It is only
-consulted for certificates whose issuer is not trusted; trust a CA with
-tls-ca-cert-file in tls.conf instead.")]
+certificate per host name, as typed after -h (without port), consulted for
+certificates whose issuer is not trusted, and the CAs you trust for every
+server (`add --ca LABEL FILE`), added to those of tls.conf (or the system's).")]
 pub struct Args {
     /// Directory of the trust store [default: $PCP_SECURE_DB_PATH, else ~/.pcp/tls].
     #[arg(long, value_name = "DIR", global = true)]
@@ -34,21 +34,24 @@ pub struct Args {
 
 #[derive(Subcommand)]
 enum What {
-    /// One line per trusted server: host, SHA-256 fingerprint, subject, end of validity.
+    /// One line per entry: host (or "CA label"), SHA-256 fingerprint, subject, end of validity.
     List,
     /// Fingerprints, subject, issuer, validity and names of HOST's certificate.
     Show {
         /// The host name, as typed after -h.
         host: String,
     },
-    /// Trust the (first) certificate in FILE for HOST, replacing any earlier one.
+    /// Trust the (first) certificate in FILE for HOST (or, with --ca, as a CA for all servers).
     Add {
-        /// The host name, as clients type it after -h (without port).
+        /// Trust FILE's certificate as a CA that issues server certificates; HOST is then its label.
+        #[arg(long)]
+        ca: bool,
+        /// The host name, as clients type it after -h (without port); with --ca, a label.
         host: String,
         /// A PEM file; its first certificate is saved (the server's own, not its CA's).
         file: PathBuf,
     },
-    /// Forget HOST's certificate (exits 1 when there is none).
+    /// Forget HOST's certificate, or the CA of that label (exits 1 when there is none).
     Remove {
         /// The host name.
         host: String,
@@ -72,7 +75,16 @@ pub fn main(args: Args) -> ExitCode {
     let result = match args.what {
         What::List => list(&store),
         What::Show { host } => show(&store, &host),
-        What::Add { host, file } => add(&store, &host, &file),
+        What::Add {
+            ca: true,
+            host,
+            file,
+        } => add_ca(&store, &host, &file),
+        What::Add {
+            ca: false,
+            host,
+            file,
+        } => add(&store, &host, &file),
         What::Remove { host } => remove(&store, &host),
     };
     match result {
@@ -96,13 +108,22 @@ fn list(store: &TrustStore) -> Result<()> {
         println!("(no trusted servers in {})", store.file().display());
         return Ok(());
     }
-    let width = entries.iter().map(|e| e.host.len()).max().unwrap_or(0);
+    let label = |e: &Entry| {
+        if e.ca {
+            format!("CA {}", e.host)
+        } else {
+            e.host.clone()
+        }
+    };
+    let width = entries.iter().map(|e| label(e).len()).max().unwrap_or(0);
     for (index, entry) in entries.iter().enumerate() {
         let info = CertInfo::of(&entry.der);
-        let shadowed = entries[index + 1..].iter().any(|e| e.host == entry.host);
+        let shadowed = entries[index + 1..]
+            .iter()
+            .any(|e| e.host == entry.host && e.ca == entry.ca);
         println!(
             "{:<width$}  {}  {}  {} {}{}",
-            entry.host,
+            label(entry),
             info.sha256,
             info.subject,
             if expired(&entry.der) {
@@ -130,7 +151,11 @@ fn show(store: &TrustStore, host: &str) -> Result<()> {
             store.file().display()
         ));
     };
-    println!("Host: {host}");
+    if entry.ca {
+        println!("CA: {host} (trusted to issue server certificates)");
+    } else {
+        println!("Host: {host}");
+    }
     for line in CertInfo::of(&entry.der).lines() {
         println!("{line}");
     }
@@ -175,6 +200,29 @@ fn add(store: &TrustStore, host: &str, file: &std::path::Path) -> Result<()> {
         println!(
             "note: the certificate is not valid now: clients refuse it whatever the store says"
         );
+    }
+    Ok(())
+}
+
+fn add_ca(store: &TrustStore, label: &str, file: &std::path::Path) -> Result<()> {
+    let path = file
+        .to_str()
+        .ok_or_else(|| format!("\"{}\": the path is not valid UTF-8", file.display()))?;
+    let cert: CertificateDer<'static> = pcp_secure::certs::load_chain("CA certificate file", path)
+        .map_err(|e| e.to_string())?
+        .remove(0);
+    // Refuse what rustls could not use as a trust anchor, now rather than
+    // at every connection.
+    rustls::RootCertStore::empty()
+        .add(cert.clone())
+        .map_err(|e| format!("\"{path}\": not usable as a CA certificate ({e})"))?;
+    store.save_ca(label, &cert).map_err(|e| e.to_string())?;
+    let info = CertInfo::of(&cert);
+    println!("trusted as CA \"{label}\" in {}:", store.file().display());
+    println!("SHA256 fingerprint is {}", info.sha256);
+    println!("Subject: {}", info.subject);
+    if expired(&cert) {
+        println!("note: the certificate is not valid now: certificates it issued will be refused");
     }
     Ok(())
 }
