@@ -504,6 +504,25 @@ pub unsafe extern "C" fn select(
     )
 }
 
+/// Runs when the library is loaded (preloaded, linked or dlopened): says
+/// once, at debug level (`PCP_SECURE_DEBUG`), that TLS is now ours, so an
+/// administrator can confirm which TLS is live.
+extern "C" fn announce() {
+    let _ = std::panic::catch_unwind(|| {
+        log::debug!(
+            "{} loaded in {}: libpcp's TLS is handled by rustls",
+            version_str(),
+            std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "?".into())
+        )
+    });
+}
+
+#[used]
+#[link_section = ".init_array"]
+static ANNOUNCE: extern "C" fn() = announce;
+
 /// "libpcp_secure X.Y.Z (rustls A.B.C)".
 pub fn version_str() -> &'static str {
     concat!(

@@ -218,3 +218,28 @@ fn secure_request_to_server_without_tls_gets_a_refusing_status() {
         pmcd.log()
     );
 }
+
+/// The library says once, at load and only at debug level, that it took
+/// over TLS, with its version and the rustls version; without
+/// PCP_SECURE_DEBUG it is silent.
+#[test]
+fn library_announces_itself_at_debug_level_only() {
+    support::ensure_deps();
+    let debug = support::pminfo(&["--version"], &[("PCP_SECURE_DEBUG", "1")], true);
+    debug.assert_ok();
+    let lines: Vec<_> = debug
+        .stderr
+        .lines()
+        .filter(|l| l.contains("libpcp's TLS is handled by rustls"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", debug.describe());
+    assert!(
+        lines[0].starts_with("pcp_secure: debug: libpcp_secure 1.")
+            && lines[0].contains("(rustls 0."),
+        "{}",
+        lines[0]
+    );
+    let quiet = support::pminfo(&["--version"], &[], true);
+    quiet.assert_ok();
+    assert!(!quiet.stderr.contains("pcp_secure"), "{}", quiet.describe());
+}
