@@ -279,7 +279,9 @@ fn host_for_tls(host: Option<&str>) -> String {
     }
 }
 
-fn local_host_name() -> String {
+/// This machine's name as `gethostname()` gives it ("localhost" if that
+/// fails).
+pub fn local_host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: buf is writable for its length; gethostname NUL-terminates on success.
     if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } != 0 {

@@ -163,10 +163,12 @@ const MAX_DAYS: u32 = 36_500;
 
 fn ca(args: CaArgs) -> Result<()> {
     let dir = &args.common.dir;
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("pcp-secure CA on {}", host_name()));
+    let name = args.name.clone().unwrap_or_else(|| {
+        format!(
+            "pcp-secure CA on {}",
+            pcp_secure::handshake::local_host_name()
+        )
+    });
     if name.trim().is_empty() {
         return Err("--name: the CA needs a non-empty name".into());
     }
@@ -776,16 +778,6 @@ fn absolute(path: &Path) -> PathBuf {
             .map(|d| d.join(path))
             .unwrap_or_else(|_| path.to_path_buf())
     })
-}
-
-fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is writable for its length; gethostname NUL-terminates on success.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } != 0 {
-        return "localhost".into();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]

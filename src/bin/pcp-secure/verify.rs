@@ -182,7 +182,7 @@ pub fn main(args: Args) -> ExitCode {
         .unwrap_or_else(|| "tls.conf".to_string());
     let (hosts, explicit) = if args.hosts.is_empty() {
         let mut hosts = vec!["localhost".to_string()];
-        let own = local_host_name();
+        let own = pcp_secure::handshake::local_host_name();
         if !own.is_empty() && own != "localhost" {
             hosts.push(own);
         }
@@ -1136,17 +1136,6 @@ fn secure_sockets(r: &mut Report) {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
-}
-
-/// This machine's host name, as `gethostname()` gives it.
-pub(crate) fn local_host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is writable for its length; gethostname NUL-terminates on success.
-    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } != 0 {
-        return String::new();
-    }
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
 #[cfg(test)]
