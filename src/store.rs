@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use rustls::client::ResolvesClientCert;
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
 use rustls::{
@@ -250,6 +250,31 @@ impl ClientContext {
             trust_source,
             conf_path,
         })
+    }
+
+    /// What a connection to `host` would decide about `chain` (leaf first),
+    /// without asking anyone and without saving anything.
+    pub fn judge(
+        &self,
+        host: &str,
+        chain: &[CertificateDer<'static>],
+    ) -> Result<verify::Assessment> {
+        let (leaf, rest) = chain
+            .split_first()
+            .ok_or_else(|| Error::Tls("the server sent no certificate".into()))?;
+        let name = ServerName::try_from(host.to_string()).map_err(|e| {
+            Error::Tls(format!(
+                "host name \"{host}\" cannot be checked against a certificate ({e})"
+            ))
+        })?;
+        let verifier = verify::PcpServerVerifier::new(
+            self.webpki.clone(),
+            self.provider.clone(),
+            self.anchors.clone(),
+            host,
+            Arc::default(),
+        );
+        Ok(verifier.assess(leaf, rest, &name, &[], UnixTime::now()))
     }
 
     /// True when a client certificate is configured.

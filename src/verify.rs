@@ -22,7 +22,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::certinfo::CertInfo;
+use crate::certinfo::{self, CertInfo};
 use crate::certs::Anchors;
 use crate::log;
 use crate::prompt;
@@ -36,6 +36,34 @@ pub struct Outcome {
     pub prompt_ms: AtomicU64,
     /// The certificate was saved in the trust store.
     pub saved: AtomicBool,
+}
+
+/// Why a certificate is trusted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// It chains to a trusted CA and lists the host name.
+    ChainsToCa,
+    /// The (self-signed) certificate itself is listed among the CAs.
+    ListedAsCa,
+    /// It was accepted for this host before (trust store).
+    Saved,
+}
+
+/// The decision about a server's certificate before anyone is asked.
+#[derive(Debug)]
+pub enum Assessment {
+    /// Accepted without a question.
+    Trusted(Why),
+    /// Refused whatever anyone answers (dates, signature, revocation...).
+    Refused(rustls::Error),
+    /// Another certificate was saved for this host: its SHA-256.
+    Changed(String),
+    /// Otherwise fine, but it does not list the host name: ask (or
+    /// `PCP_ALLOW_BAD_CERT_DOMAIN`).
+    NameMismatch(rustls::Error),
+    /// The issuer is not trusted and nothing is saved: ask (or
+    /// `PCP_ALLOW_SERVER_SELF_CERT`), then also about the name if wrong.
+    UntrustedIssuer(Option<rustls::Error>),
 }
 
 /// The verifier of one client connection.
@@ -112,25 +140,63 @@ impl PcpServerVerifier {
         yes
     }
 
-    /// The certificate chains to nothing we trust.
-    fn untrusted_issuer(
+    /// The whole decision about a server's chain, without asking anyone and
+    /// without saving anything (what `pcp-secure probe` reports, and what
+    /// [`ServerCertVerifier::verify_server_cert`] then acts on).
+    pub fn assess(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
         ocsp: &[u8],
         now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let name_error =
-            self.check_certificate_itself(end_entity, intermediates, server_name, ocsp, now)?;
-        let info = CertInfo::of(end_entity);
-        if self.anchors.fingerprints.contains(&info.sha256) {
+    ) -> Assessment {
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(_) => Assessment::Trusted(Why::ChainsToCa),
+            Err(e) if is_name_mismatch(&e) => Assessment::NameMismatch(e),
+            Err(e)
+                if matches!(
+                    e,
+                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+                ) || is_ca_as_end_entity(&e) =>
+            {
+                self.assess_untrusted_issuer(end_entity, intermediates, server_name, ocsp, now)
+            }
+            Err(e) => Assessment::Refused(e),
+        }
+    }
+
+    /// The certificate chains to nothing we trust.
+    fn assess_untrusted_issuer(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Assessment {
+        let name_error = match self.check_certificate_itself(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp,
+            now,
+        ) {
+            Ok(name_error) => name_error,
+            Err(e) => return Assessment::Refused(e),
+        };
+        if self
+            .anchors
+            .fingerprints
+            .contains(&certinfo::sha256(end_entity))
+        {
             // The server's own self-signed certificate is listed as trusted.
             return match name_error {
-                Some(e) => self
-                    .name_mismatch(&info, e)
-                    .map(|()| ServerCertVerified::assertion()),
-                None => Ok(ServerCertVerified::assertion()),
+                Some(e) => Assessment::NameMismatch(e),
+                None => Assessment::Trusted(Why::ListedAsCa),
             };
         }
         let entries = match &self.store {
@@ -141,34 +207,50 @@ impl PcpServerVerifier {
             None => Vec::new(),
         };
         match TrustStore::verdict(&entries, &self.host, end_entity) {
-            Verdict::Accepted => return Ok(ServerCertVerified::assertion()),
-            Verdict::Changed(saved) => {
-                let file = self
-                    .store
-                    .as_ref()
-                    .map(|s| s.file().display().to_string())
-                    .unwrap_or_default();
-                log::emit_raw(&format!(
-                    "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
-                     WARNING: THE CERTIFICATE OF HOST {host} HAS CHANGED!\n\
-                     @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
-                     Someone could be intercepting this connection (a man-in-the-middle\n\
-                     attack), or the server's certificate was replaced.\n\
-                     The certificate saved for {host} in {file}\n\
-                     has SHA256 fingerprint {saved};\n\
-                     the server now presents {now_fp}.\n\
-                     If the change is expected, remove the entry for {host} from that file\n\
-                     (or run: pcp-secure trust remove {host}) and connect again.\n",
-                    host = self.host,
-                    now_fp = info.sha256,
-                ));
-                return Err(other(format!(
-                    "the certificate of host \"{}\" has changed since it was saved in {file}; refusing it",
-                    self.host
-                )));
-            }
-            Verdict::Unknown => {}
+            Verdict::Accepted => Assessment::Trusted(Why::Saved),
+            Verdict::Changed(saved) => Assessment::Changed(saved),
+            Verdict::Unknown => Assessment::UntrustedIssuer(name_error),
         }
+    }
+
+    /// The trust store file, for messages.
+    pub fn store_file(&self) -> String {
+        self.store
+            .as_ref()
+            .map(|s| s.file().display().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Refuses a certificate that changed since it was saved, loudly.
+    fn changed(&self, saved: &str, now_fp: &str) -> rustls::Error {
+        let file = self.store_file();
+        log::emit_raw(&format!(
+            "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             WARNING: THE CERTIFICATE OF HOST {host} HAS CHANGED!\n\
+             @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+             Someone could be intercepting this connection (a man-in-the-middle\n\
+             attack), or the server's certificate was replaced.\n\
+             The certificate saved for {host} in {file}\n\
+             has SHA256 fingerprint {saved};\n\
+             the server now presents {now_fp}.\n\
+             If the change is expected, remove the entry for {host} from that file\n\
+             (or run: pcp-secure trust remove {host}) and connect again.\n",
+            host = self.host,
+        ));
+        other(format!(
+            "the certificate of host \"{}\" has changed since it was saved in {file}; refusing it",
+            self.host
+        ))
+    }
+
+    /// The issuer is not trusted and nothing is saved: allowed by
+    /// `PCP_ALLOW_SERVER_SELF_CERT` or by the user, then saved.
+    fn accept_untrusted_issuer(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        name_error: Option<rustls::Error>,
+    ) -> Result<(), rustls::Error> {
+        let info = CertInfo::of(end_entity);
         let mut warning = vec![format!(
             "WARNING: issuer of certificate received from host {} is not trusted.",
             self.host
@@ -195,9 +277,12 @@ impl PcpServerVerifier {
                 }
                 Err(e) => log::warning!("the certificate of host {} was accepted but not saved: {e}", self.host),
             },
-            None => log::warning!("the certificate of host {} was accepted but not saved: neither PCP_SECURE_DB_PATH nor HOME is set", self.host),
+            None => log::warning!(
+                "the certificate of host {} was accepted but not saved: neither PCP_SECURE_DB_PATH nor HOME is set",
+                self.host
+            ),
         }
-        Ok(ServerCertVerified::assertion())
+        Ok(())
     }
 
     /// Checks what no prompt may override: validity dates, signatures (as
@@ -342,25 +427,18 @@ impl ServerCertVerifier for PcpServerVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(verified) => Ok(verified),
-            Err(e)
-                if matches!(
-                    e,
-                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-                ) || is_ca_as_end_entity(&e) =>
-            {
-                self.untrusted_issuer(end_entity, intermediates, server_name, ocsp, now)
+        match self.assess(end_entity, intermediates, server_name, ocsp, now) {
+            Assessment::Trusted(_) => {}
+            Assessment::Refused(e) => return Err(e),
+            Assessment::Changed(saved) => {
+                return Err(self.changed(&saved, &certinfo::sha256(end_entity)))
             }
-            Err(e) if is_name_mismatch(&e) => {
-                self.name_mismatch(&CertInfo::of(end_entity), e)?;
-                Ok(ServerCertVerified::assertion())
+            Assessment::NameMismatch(e) => self.name_mismatch(&CertInfo::of(end_entity), e)?,
+            Assessment::UntrustedIssuer(name_error) => {
+                self.accept_untrusted_issuer(end_entity, name_error)?
             }
-            Err(e) => Err(e),
         }
+        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(

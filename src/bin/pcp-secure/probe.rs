@@ -18,16 +18,16 @@ use pcp_secure::config::{tls_conf_path, Role, TlsConf};
 use pcp_secure::diagnose::Peer;
 use pcp_secure::sock::{self, Deadline};
 use pcp_secure::store::ClientContext;
-use pcp_secure::trust::{TrustStore, Verdict};
+use pcp_secure::trust::TrustStore;
+use pcp_secure::verify::{Assessment, Why};
 use pcp_secure::{ack, certs, handshake, pcp, suites};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ClientConnection, Connection, DigitallySignedStruct, SignatureScheme};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
-use crate::verify::{cert_error_text, is_unknown_issuer};
+use crate::verify::cert_error_text;
 
 /// pmcd's well-known port.
 const DEFAULT_PORT: u16 = 44321;
@@ -532,7 +532,8 @@ impl ServerCertVerifier for Recorder {
 }
 
 /// Whether a libpcp_secure client with these settings would accept the
-/// chain for `host` without asking, and the verdict in words.
+/// chain for `host` without asking, and the verdict in words: the library's
+/// own decision (`ClientContext::judge`), minus the question.
 fn decide(
     host: &str,
     chain: &[CertificateDer<'static>],
@@ -548,31 +549,15 @@ fn decide(
         }
     };
     let source = &ctx.trust_source;
-    let leaf = &chain[0];
-    let info = CertInfo::of(leaf);
-    let conf = &client.conf;
-    // The same anchors ClientContext::build uses.
-    let anchors = match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())
-    {
-        Ok(Some(a)) => a,
-        Ok(None) => certs::Anchors {
-            roots: certs::system_roots(),
-            crls: Vec::new(),
-            fingerprints: Vec::new(),
-        },
-        Err(e) => return (false, format!("NOT trusted: {e}")),
-    };
-    let Ok(name) = ServerName::try_from(host.to_string()) else {
-        return (
-            false,
-            format!("NOT trusted: \"{host}\" cannot be checked against a certificate"),
-        );
-    };
+    let info = CertInfo::of(&chain[0]);
     let names = if info.names.is_empty() {
         "(none)".to_string()
     } else {
         info.names.join(", ")
     };
+    let file = TrustStore::for_user()
+        .map(|s| s.file().display().to_string())
+        .unwrap_or_else(|| "(no trust store: neither PCP_SECURE_DB_PATH nor HOME is set)".into());
     let name_mismatch = || {
         let mut s = format!(
             "NOT trusted: the domain name \"{host}\" does not match the name(s) on the certificate: {names}; pminfo would ask whether to accept it anyway"
@@ -582,101 +567,38 @@ fn decide(
         }
         s
     };
-    let webpki_result =
-        pcp_secure::verify::webpki(anchors.roots.clone(), &anchors.crls, &client.provider)
-            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer))
-            .and_then(|v| v.verify_server_cert(leaf, &chain[1..], &name, &[], UnixTime::now()));
-    match webpki_result {
-        Ok(_) => return (true, format!("trusted (chains to {source})")),
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::NotValidForName
-            | rustls::CertificateError::NotValidForNameContext { .. },
-        )) => return (false, name_mismatch()),
-        Err(e) if is_unknown_issuer(&e) => {}
-        Err(e) => {
-            return (
-                false,
-                format!(
-                    "NOT trusted: {} (checked against {source})",
-                    cert_error_text(&e)
-                ),
-            )
+    match ctx.judge(host, chain) {
+        Err(e) => (false, format!("NOT trusted: {e}")),
+        Ok(Assessment::Trusted(Why::ChainsToCa)) => (true, format!("trusted (chains to {source})")),
+        Ok(Assessment::Trusted(Why::ListedAsCa)) => (
+            true,
+            format!("trusted (chains to {source}, which lists the certificate itself)"),
+        ),
+        Ok(Assessment::Trusted(Why::Saved)) => {
+            (true, format!("trusted (saved in {file} for host {host})"))
         }
-    }
-    // Untrusted issuer: nothing overrides dates, then the certificate may
-    // be listed itself, or saved for this host.
-    if let Err(why) = check_dates(leaf) {
-        return (false, format!("NOT trusted: {why}"));
-    }
-    let lists_host = webpki::EndEntityCert::try_from(leaf)
-        .map(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
-        .unwrap_or(false);
-    if anchors.fingerprints.contains(&info.sha256) {
-        return if lists_host {
-            (
-                true,
-                format!("trusted (chains to {source}, which lists the certificate itself)"),
-            )
-        } else {
-            (false, name_mismatch())
-        };
-    }
-    let Some(store) = TrustStore::for_user() else {
-        return (false, format!(
-            "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}); no trust store (neither PCP_SECURE_DB_PATH nor HOME is set)"
-        ));
-    };
-    let file = store.file();
-    let entries = match store.load() {
-        Ok(entries) => entries,
-        Err(e) => {
-            return (false, format!(
-                "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}) and the trust store is ignored: {e}"
-            ))
-        }
-    };
-    match TrustStore::verdict(&entries, host, leaf) {
-        Verdict::Accepted => (true, format!("trusted (saved in {} for host {host})", file.display())),
-        Verdict::Changed(saved) => (false, format!(
-            "CHANGED since saved in {}: the certificate saved for host {host} has SHA256 fingerprint {saved}, the server now presents {}; pminfo refuses it",
-            file.display(),
+        Ok(Assessment::Refused(e)) => (
+            false,
+            format!("NOT trusted: {} (checked against {source})", cert_error_text(&e)),
+        ),
+        Ok(Assessment::Changed(saved)) => (false, format!(
+            "CHANGED since saved in {file}: the certificate saved for host {host} has SHA256 fingerprint {saved}, the server now presents {}; pminfo refuses it",
             info.sha256
         )),
-        Verdict::Unknown => {
+        Ok(Assessment::NameMismatch(_)) => (false, name_mismatch()),
+        Ok(Assessment::UntrustedIssuer(name_error)) => {
             let mut s = format!(
-                "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}) and it is not saved for host {host} in {}; pminfo would ask whether to accept and save it",
-                file.display()
+                "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}) and it is not saved for host {host} in {file}; pminfo would ask whether to accept and save it"
             );
             if std::env::var_os("PCP_ALLOW_SERVER_SELF_CERT").is_some() {
                 s.push_str(" (PCP_ALLOW_SERVER_SELF_CERT is set: it would accept and save it without asking)");
             }
-            if !lists_host {
+            if name_error.is_some() {
                 s.push_str(&format!("; also, it does not list \"{host}\" (it lists {names})"));
             }
             (false, s)
         }
     }
-}
-
-/// Refuses certificates outside their validity period.
-fn check_dates(cert: &CertificateDer<'_>) -> Result<(), String> {
-    let (_, x509) =
-        X509Certificate::from_der(cert).map_err(|_| "the certificate is malformed".to_string())?;
-    let now = UnixTime::now().as_secs() as i64;
-    let validity = x509.validity();
-    if now > validity.not_after.timestamp() {
-        return Err(format!(
-            "the certificate has expired (on {})",
-            validity.not_after
-        ));
-    }
-    if now < validity.not_before.timestamp() {
-        return Err(format!(
-            "the certificate is not valid yet (from {}; check the clocks)",
-            validity.not_before
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
