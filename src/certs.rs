@@ -6,6 +6,7 @@ use std::path::Path;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::RootCertStore;
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 
@@ -30,8 +31,13 @@ pub fn load_chain(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>>
 /// Reads the first private key (PKCS#8, PKCS#1 RSA or SEC1 EC) in the PEM
 /// file named by the setting `key`.
 pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
-    let bytes = read(key, path)?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+    let mut bytes = read(key, path)?;
+    let parsed = PrivateKeyDer::from_pem_slice(&bytes);
+    // The PEM text is key material: wipe our copy. (The DER key handed to
+    // rustls is parsed by ring, which keeps its own copy and does not wipe
+    // it on drop; that is outside this library.)
+    bytes.zeroize();
+    parsed.map_err(|e| {
         Error::Config(format!(
             "{key} \"{path}\": no usable private key (PKCS#8, RSA or EC PEM, unencrypted) found ({e})"
         ))

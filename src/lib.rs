@@ -26,6 +26,7 @@ pub mod error;
 pub mod ffi;
 pub mod handshake;
 pub mod io;
+pub mod keylog;
 pub mod log;
 pub mod next;
 pub mod pcp;

@@ -61,6 +61,7 @@ impl ServerContext {
         let anchors = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
         let crls = anchors.as_ref().map(|a| a.crls.clone()).unwrap_or_default();
         let roots = anchors.map(|a| a.roots);
+        let key_log = crate::keylog::from_env();
 
         let make = |verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>| -> Result<Arc<ServerConfig>> {
             let builder = ServerConfig::builder_with_provider(provider.clone())
@@ -70,7 +71,11 @@ impl ServerContext {
                 Some(v) => builder.with_client_cert_verifier(v),
                 None => builder.with_no_client_auth(),
             };
-            Ok(Arc::new(builder.with_cert_resolver(Arc::new(FixedIdentity(identity.clone())))))
+            let mut config = builder.with_cert_resolver(Arc::new(FixedIdentity(identity.clone())));
+            if let Some(key_log) = &key_log {
+                config.key_log = key_log.clone();
+            }
+            Ok(Arc::new(config))
         };
         let verifier = |roots: RootCertStore,
                         optional: bool|
@@ -241,6 +246,10 @@ impl ClientContext {
             .dangerous()
             .with_custom_certificate_verifier(webpki.clone())
             .with_no_client_auth();
+        let mut base = base;
+        if let Some(key_log) = crate::keylog::from_env() {
+            base.key_log = key_log;
+        }
         Ok(ClientContext {
             base: Arc::new(base),
             webpki,

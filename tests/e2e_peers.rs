@@ -243,3 +243,50 @@ fn library_announces_itself_at_debug_level_only() {
     quiet.assert_ok();
     assert!(!quiet.stderr.contains("pcp_secure"), "{}", quiet.describe());
 }
+
+/// TLS secrets are written only when PCP_TLS_KEYLOG names a file, then in
+/// the NSS key log format to a 0600 file, with a warning; otherwise
+/// nothing anywhere (and never in pmcd's log).
+#[test]
+fn key_log_only_when_asked_for_and_with_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = Certs::new();
+    let pmcd = our_pmcd(&certs.server_conf());
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.log");
+    let client = Client::new(&certs.client_conf()).ours().secure("enforce");
+
+    let quiet = client.fetch(&pmcd.host_named("localhost"), &["kernel.all.load"]);
+    assert_load_values(&quiet);
+    assert!(
+        !quiet.stderr.contains("PCP_TLS_KEYLOG") && !keys.exists(),
+        "{}",
+        quiet.describe()
+    );
+
+    let logged = Client::new(&certs.client_conf())
+        .ours()
+        .secure("enforce")
+        .env("PCP_TLS_KEYLOG", keys.to_str().unwrap())
+        .fetch(&pmcd.host_named("localhost"), &["kernel.all.load"]);
+    assert_load_values(&logged);
+    assert!(
+        logged
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("pcp_secure: warning: PCP_TLS_KEYLOG is set")),
+        "{}",
+        logged.describe()
+    );
+    let text = std::fs::read_to_string(&keys).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(!pmcd.log().contains("SECRET"), "{}", pmcd.log());
+}
