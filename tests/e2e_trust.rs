@@ -283,6 +283,17 @@ impl User {
 }
 
 /// Escapes `text` for a Python regular expression.
+/// Asserts that `text` contains `needle`; on failure says `what` and shows
+/// `context` (a run's description).
+fn has(text: &str, needle: impl AsRef<str>, what: &str, context: &str) {
+    assert!(text.contains(needle.as_ref()), "{what}\n{context}");
+}
+
+/// Asserts that `text` does not contain `needle`.
+fn lacks(text: &str, needle: impl AsRef<str>, what: &str, context: &str) {
+    assert!(!text.contains(needle.as_ref()), "{what}\n{context}");
+}
+
 fn re_escape(text: &str) -> String {
     let mut s = String::new();
     for c in text.chars() {
@@ -577,10 +588,11 @@ fn assert_values_on_terminal(run: &PtyRun) {
 /// line naming `host` and containing `reason`.
 fn assert_refused(run: &Run, host: &str, reason: &str) {
     run.assert_failed();
-    assert!(
-        !run.stdout.contains(" value "),
-        "values were delivered\n{}",
-        run.describe()
+    lacks(
+        &run.stdout,
+        " value ",
+        "values were delivered",
+        &run.describe(),
     );
     assert!(
         error_line(&run.stderr, host, reason).is_some(),
@@ -775,15 +787,12 @@ fn prompt_yes_saves_and_next_connection_is_silent() {
     // Next connection to the same host, without any terminal: silent.
     let again = user.detached(&host);
     assert_load_values(&again);
-    assert!(
-        !again.stderr.contains("WARNING"),
-        "warned again\n{}",
-        again.describe()
-    );
-    assert!(
-        !again.stderr.contains("Do you want"),
-        "asked again\n{}",
-        again.describe()
+    lacks(&again.stderr, "WARNING", "warned again", &again.describe());
+    lacks(
+        &again.stderr,
+        "Do you want",
+        "asked again",
+        &again.describe(),
     );
 
     // Entries are per host as typed: 127.0.0.1 is another host, not trusted.
@@ -970,10 +979,11 @@ fn pcp_console_none_answers_no() {
         &answered_no(SAVE_QUESTION),
         &run.describe(),
     );
-    assert!(
-        !run.transcript.contains("Do you want"),
-        "asked on the terminal although PCP_CONSOLE=none\n{}",
-        run.describe()
+    lacks(
+        &run.transcript,
+        "Do you want",
+        "asked on the terminal although PCP_CONSOLE=none",
+        &run.describe(),
     );
     let console_file = std::fs::read(user.cwd().join("none")).unwrap();
     assert!(
@@ -1001,11 +1011,7 @@ fn allow_server_self_cert_env_accepts_and_saves() {
     user.set("PCP_ALLOW_SERVER_SELF_CERT", "1");
     let run = user.detached(&host);
     assert_load_values(&run);
-    assert!(
-        !run.stderr.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "Do you want", "asked", &run.describe());
     assert_eq!(mode(&user.store_dir()), 0o700);
     assert_eq!(mode(&user.store_file()), 0o600);
     let store = checked_store(&user);
@@ -1020,11 +1026,7 @@ fn allow_server_self_cert_env_accepts_and_saves() {
     user.unset("PCP_ALLOW_SERVER_SELF_CERT");
     let run = user.detached(&host);
     assert_load_values(&run);
-    assert!(
-        !run.stderr.contains("WARNING"),
-        "warned\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "WARNING", "warned", &run.describe());
 
     // A second host is added by writing a new file and renaming it over the
     // old one (atomic replacement): the inode changes, both entries remain.
@@ -1091,10 +1093,11 @@ fn name_mismatch_prompt() {
         "expected on the terminal:\n{warning}{DOMAIN_QUESTION}\n{}",
         run.describe()
     );
-    assert!(
-        !run.transcript.contains("is not trusted"),
-        "the CA-signed certificate was called untrusted\n{}",
-        run.describe()
+    lacks(
+        &run.transcript,
+        "is not trusted",
+        "the CA-signed certificate was called untrusted",
+        &run.describe(),
     );
     assert!(
         user.store_bytes().is_none(),
@@ -1122,11 +1125,7 @@ fn name_mismatch_prompt() {
     user.set("PCP_ALLOW_BAD_CERT_DOMAIN", "1");
     let run = user.detached(&host);
     assert_load_values(&run);
-    assert!(
-        !run.stderr.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "Do you want", "asked", &run.describe());
     assert!(user.store_bytes().is_none(), "{}", user.store_describe());
 }
 
@@ -1156,16 +1155,13 @@ fn changed_certificate_is_refused_loudly() {
     // Even with PCP_ALLOW_SERVER_SELF_CERT: refused, no question.
     let run = user.detached(&host);
     assert_refused(&run, "localhost", "changed");
-    assert!(
-        run.stderr.contains("HAS CHANGED"),
-        "no loud warning\n{}",
-        run.describe()
+    has(
+        &run.stderr,
+        "HAS CHANGED",
+        "no loud warning",
+        &run.describe(),
     );
-    assert!(
-        !run.stderr.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "Do you want", "asked", &run.describe());
     assert_eq!(
         user.store_bytes().as_ref(),
         Some(&saved),
@@ -1178,16 +1174,13 @@ fn changed_certificate_is_refused_loudly() {
     user.unset("PCP_ALLOW_SERVER_SELF_CERT");
     let run = user.pty(&host, &[]);
     assert_refused_on_terminal(&run, "localhost", "changed");
-    assert!(
-        run.transcript.contains("HAS CHANGED"),
-        "no loud warning\n{}",
-        run.describe()
+    has(
+        &run.transcript,
+        "HAS CHANGED",
+        "no loud warning",
+        &run.describe(),
     );
-    assert!(
-        !run.transcript.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.transcript, "Do you want", "asked", &run.describe());
     assert_eq!(
         user.store_bytes().as_ref(),
         Some(&saved),
@@ -1217,31 +1210,19 @@ fn expired_certificate_refused_without_prompt() {
         let mut user = User::trusting_ca(&certs);
         let run = user.detached(&host);
         assert_refused(&run, "localhost", reason);
-        assert!(
-            !run.stderr.contains("Do you want"),
-            "asked\n{}",
-            run.describe()
-        );
+        lacks(&run.stderr, "Do you want", "asked", &run.describe());
 
         user.set("PCP_ALLOW_SERVER_SELF_CERT", "1")
             .set("PCP_ALLOW_BAD_CERT_DOMAIN", "1");
         let run = user.detached(&host);
         assert_refused(&run, "localhost", reason);
-        assert!(
-            !run.stderr.contains("Do you want"),
-            "asked\n{}",
-            run.describe()
-        );
+        lacks(&run.stderr, "Do you want", "asked", &run.describe());
 
         user.unset("PCP_ALLOW_SERVER_SELF_CERT")
             .unset("PCP_ALLOW_BAD_CERT_DOMAIN");
         let run = user.pty(&host, &[]);
         assert_refused_on_terminal(&run, "localhost", reason);
-        assert!(
-            !run.transcript.contains("Do you want"),
-            "asked\n{}",
-            run.describe()
-        );
+        lacks(&run.transcript, "Do you want", "asked", &run.describe());
         assert!(user.store_bytes().is_none(), "{}", user.store_describe());
     }
 
@@ -1252,11 +1233,7 @@ fn expired_certificate_refused_without_prompt() {
     user.set("PCP_ALLOW_SERVER_SELF_CERT", "1");
     let run = user.detached(&host);
     assert_refused(&run, "localhost", "expired");
-    assert!(
-        !run.stderr.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "Do you want", "asked", &run.describe());
     assert!(
         user.store_bytes().is_none(),
         "saved\n{}",
@@ -1266,11 +1243,7 @@ fn expired_certificate_refused_without_prompt() {
     user.unset("PCP_ALLOW_SERVER_SELF_CERT");
     let run = user.pty(&host, &[]);
     assert_refused_on_terminal(&run, "localhost", "expired");
-    assert!(
-        !run.transcript.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.transcript, "Do you want", "asked", &run.describe());
     assert!(
         user.store_bytes().is_none(),
         "saved\n{}",
@@ -1309,21 +1282,13 @@ fn revoked_certificate_refused() {
         let mut user = User::new(&conf);
         let run = user.detached(&revoked.host_named("localhost"));
         assert_refused(&run, "localhost", "revoked");
-        assert!(
-            !run.stderr.contains("Do you want"),
-            "{what}: asked\n{}",
-            run.describe()
-        );
+        lacks(&run.stderr, "Do you want", "{what}: asked", &run.describe());
 
         user.set("PCP_ALLOW_SERVER_SELF_CERT", "1")
             .set("PCP_ALLOW_BAD_CERT_DOMAIN", "1");
         let run = user.detached(&revoked.host_named("localhost"));
         assert_refused(&run, "localhost", "revoked");
-        assert!(
-            !run.stderr.contains("Do you want"),
-            "{what}: asked\n{}",
-            run.describe()
-        );
+        lacks(&run.stderr, "Do you want", "{what}: asked", &run.describe());
         assert!(
             user.store_bytes().is_none(),
             "{what}: saved\n{}",
@@ -1334,20 +1299,17 @@ fn revoked_certificate_refused() {
             .unset("PCP_ALLOW_BAD_CERT_DOMAIN");
         let run = user.pty(&revoked.host_named("localhost"), &[]);
         assert_refused_on_terminal(&run, "localhost", "revoked");
-        assert!(
-            !run.transcript.contains("Do you want"),
-            "{what}: asked\n{}",
-            run.describe()
+        lacks(
+            &run.transcript,
+            "Do you want",
+            "{what}: asked",
+            &run.describe(),
         );
 
         // The same CA and CRL accept the certificate that is not revoked.
         let run = user.detached(&good.host_named("localhost"));
         assert_load_values(&run);
-        assert!(
-            !run.stderr.contains("WARNING"),
-            "{what}\n{}",
-            run.describe()
-        );
+        lacks(&run.stderr, "WARNING", "{what}", &run.describe());
     }
 }
 
@@ -1370,11 +1332,14 @@ fn corrupt_store_warns_and_is_never_truncated() {
     user.write_store(entry_text("localhost", &fp, &pem).as_bytes());
     let run = user.detached(&host);
     assert_load_values(&run);
-    assert!(
-        !run.stderr.contains("WARNING") && !run.stderr.contains("pcp_secure: warning:"),
-        "a hand-written store was not accepted\n{}",
-        run.describe()
-    );
+    for needle in ["WARNING", "pcp_secure: warning:"] {
+        lacks(
+            &run.stderr,
+            needle,
+            "a hand-written store was not accepted",
+            &run.describe(),
+        );
+    }
 
     let mut broken_pem = pem.clone();
     let cut = broken_pem.find('\n').unwrap() + 1;
@@ -1559,11 +1524,7 @@ fn tampered_signature_is_refused_without_a_question() {
     user.set("PCP_ALLOW_SERVER_SELF_CERT", "1");
     let run = user.detached(&pmcd.host_named("localhost"));
     assert_refused(&run, "localhost", "signature");
-    assert!(
-        !run.stderr.contains("Do you want"),
-        "asked\n{}",
-        run.describe()
-    );
+    lacks(&run.stderr, "Do you want", "asked", &run.describe());
     assert!(
         !user.store_file().exists(),
         "saved\n{}",
