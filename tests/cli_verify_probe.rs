@@ -213,6 +213,16 @@ fn python_json_check(json: &str) -> String {
 // ---------------------------------------------------------------------------
 // verify
 
+/// Asserts that `text` contains `needle`, showing `context` if not.
+fn has(text: &str, needle: impl AsRef<str>, context: &str) {
+    assert!(text.contains(needle.as_ref()), "{context}");
+}
+
+/// Asserts that `text` does not contain `needle`.
+fn lacks(text: &str, needle: impl AsRef<str>, context: &str) {
+    assert!(!text.contains(needle.as_ref()), "{context}");
+}
+
 #[test]
 fn verify_passes_a_good_server_setup() {
     let certs = Certs::new();
@@ -298,11 +308,7 @@ fn verify_passes_a_good_server_setup() {
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_check(&run, "server name \"127.0.0.1\"", "ok", &["IP:127.0.0.1"]);
     assert_check(&run, "server name \"[::1]\"", "ok", &["IP:::1"]);
-    assert!(
-        !run.stdout.contains("warn server name"),
-        "{}",
-        run.describe()
-    );
+    lacks(&run.stdout, "warn server name", &run.describe());
 
     // JSON: the same checks, valid JSON.
     let run = user.verify(&["--json"]);
@@ -419,11 +425,7 @@ fn verify_fails_a_missing_or_unreadable_certificate_file() {
         ],
     );
     // Nothing else about the server is judged without its certificate.
-    assert!(
-        !run.stdout.contains("server TLS setup"),
-        "{}",
-        run.describe()
-    );
+    lacks(&run.stdout, "server TLS setup", &run.describe());
 
     // A directory cannot be read as a file, even by root.
     let dir = certs.dir().display().to_string();
@@ -687,15 +689,15 @@ fn probe_our_pmcd_reports_tls_and_trust() {
     assert!(out.contains("features: SECURE "), "{}", run.describe());
     assert!(out.contains("SECURE_ACK"), "{}", run.describe());
     assert!(out.contains("TLS: TLSv1_3 TLS13_"), "{}", run.describe());
-    assert!(
-        out.contains("Subject: O=pcp_secure tests, CN=localhost"),
-        "{}",
-        run.describe()
+    has(
+        out,
+        "Subject: O=pcp_secure tests, CN=localhost",
+        &run.describe(),
     );
-    assert!(
-        out.contains("Names: DNS:localhost, IP:127.0.0.1, IP:::1"),
-        "{}",
-        run.describe()
+    has(
+        out,
+        "Names: DNS:localhost, IP:127.0.0.1, IP:::1",
+        &run.describe(),
     );
     assert_eq!(
         trust_line(&run),
@@ -731,16 +733,11 @@ fn probe_stock_pmcd_reports_tls_and_trust() {
     let user = User::new(&certs.client_conf());
     let run = user.probe(&pmcd.host_named("localhost"));
     assert_eq!(code(&run), 0, "{}", run.describe());
-    assert!(
-        run.stdout.contains("TLS: TLSv1_3 TLS13_"),
-        "{}",
-        run.describe()
-    );
-    assert!(
-        run.stdout
-            .contains("Subject: O=pcp_secure tests, CN=localhost"),
-        "{}",
-        run.describe()
+    has(&run.stdout, "TLS: TLSv1_3 TLS13_", &run.describe());
+    has(
+        &run.stdout,
+        "Subject: O=pcp_secure tests, CN=localhost",
+        &run.describe(),
     );
     assert!(
         trust_line(&run).starts_with("trust: trusted (chains to tls-ca-cert-file"),
@@ -755,16 +752,8 @@ fn probe_says_when_pmcd_offers_no_tls() {
     let user = User::new("");
     let run = user.probe(&pmcd.host_named("localhost"));
     assert_eq!(code(&run), 2, "{}", run.describe());
-    assert!(
-        run.stdout.contains("does not offer TLS"),
-        "{}",
-        run.describe()
-    );
-    assert!(
-        !run.stdout.contains("features: SECURE"),
-        "{}",
-        run.describe()
-    );
+    has(&run.stdout, "does not offer TLS", &run.describe());
+    lacks(&run.stdout, "features: SECURE", &run.describe());
     assert!(!run.stdout.contains("trust:"), "{}", run.describe());
 
     // Nobody listening: a connection error, not "no TLS".
@@ -873,21 +862,19 @@ fn probe_explains_a_wrong_host_name_and_a_required_client_certificate() {
         "{}",
         run.describe()
     );
-    assert!(
-        run.stdout
-            .contains("Subject: O=pcp_secure tests, CN=localhost"),
-        "{}",
-        run.describe()
+    has(
+        &run.stdout,
+        "Subject: O=pcp_secure tests, CN=localhost",
+        &run.describe(),
     );
     // With one.
     user.set_conf(&certs.client_conf_with_cert("client"));
     let run = user.probe(&pmcd.host_named("localhost"));
     assert_eq!(code(&run), 0, "{}", run.describe());
-    assert!(
-        run.stdout
-            .contains("pmcd asked for a client certificate; we presented tls-client-cert-file"),
-        "{}",
-        run.describe()
+    has(
+        &run.stdout,
+        "pmcd asked for a client certificate; we presented tls-client-cert-file",
+        &run.describe(),
     );
     assert!(
         trust_line(&run).starts_with("trust: trusted"),
@@ -954,11 +941,10 @@ fn run_sets_ld_preload_and_passes_the_exit_status() {
         .env("PCP_SECURE_LIB", "/nonexistent/libpcp_secure.so.1")
         .run(&["run", "--", "true"]);
     assert_eq!(code(&run), 125, "{}", run.describe());
-    assert!(
-        run.stderr
-            .contains("PCP_SECURE_LIB names \"/nonexistent/libpcp_secure.so.1\""),
-        "{}",
-        run.describe()
+    has(
+        &run.stderr,
+        "PCP_SECURE_LIB names \"/nonexistent/libpcp_secure.so.1\"",
+        &run.describe(),
     );
     let run = User::new("").run(&["run", "--", "/nonexistent/command"]);
     assert_eq!(code(&run), 127, "{}", run.describe());
@@ -994,16 +980,15 @@ fn systemd_prints_and_installs_a_drop_in() {
     ]);
     run.assert_ok();
     let path = root.join("etc/systemd/system/pmcd.service.d/libpcp-secure.conf");
-    assert!(
-        run.stdout.contains(&format!("wrote {}", path.display())),
-        "{}",
-        run.describe()
+    has(
+        &run.stdout,
+        format!("wrote {}", path.display()),
+        &run.describe(),
     );
-    assert!(
-        run.stdout
-            .contains("systemctl daemon-reload && systemctl restart pmcd"),
-        "{}",
-        run.describe()
+    has(
+        &run.stdout,
+        "systemctl daemon-reload && systemctl restart pmcd",
+        &run.describe(),
     );
     assert_eq!(fs::read_to_string(&path).unwrap(), printed.stdout);
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
@@ -1038,16 +1023,8 @@ fn systemd_refuses_pmproxy() {
         root.to_str().unwrap(),
     ]);
     assert_eq!(code(&run), 1, "{}", run.describe());
-    assert!(
-        run.stderr.contains("refusing pmproxy"),
-        "{}",
-        run.describe()
-    );
-    assert!(
-        run.stderr.contains("OpenSSL directly"),
-        "{}",
-        run.describe()
-    );
+    has(&run.stderr, "refusing pmproxy", &run.describe());
+    has(&run.stderr, "OpenSSL directly", &run.describe());
     assert!(
         !root.join("etc").exists(),
         "something was written for pmproxy"
