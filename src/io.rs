@@ -43,6 +43,7 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                unclean_end(fd, session);
                 session.update_pending(conn);
                 return Ok(0);
             }
@@ -58,6 +59,8 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
         }
         match conn.read_tls(&mut FdIo(fd)) {
             Ok(0) => {
+                // A close_notify would have ended the read above with Ok(0).
+                unclean_end(fd, session);
                 session.update_pending(conn);
                 return Ok(0);
             }
@@ -97,6 +100,23 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
                 deadline.unwrap_or_else(|| Deadline::after(session.io_timeout)),
             )?;
         }
+    }
+}
+
+/// The peer closed the connection without TLS's close_notify: the stream
+/// may have been cut (in the middle of a record, even). A server vanishing
+/// like that is worth a warning; a client doing it is routine (programs
+/// exit without closing), so only debug.
+fn unclean_end(fd: RawFd, session: &Session) {
+    match session.role {
+        crate::config::Role::Client => log::warning!(
+            "fd {fd}: the connection with pmcd on host \"{}\" ended without a TLS close_notify (it may have been cut)",
+            session.peer
+        ),
+        crate::config::Role::Server => log::debug!(
+            "fd {fd}: {} closed the connection without a TLS close_notify",
+            session.peer
+        ),
     }
 }
 
