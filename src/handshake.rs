@@ -57,7 +57,7 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
             "host name \"{name}\" cannot be checked against a certificate ({e})"
         ))
     })?;
-    let (conn, asked, outcome) = ctx.connection(server_name, name)?;
+    let (conn, scope) = ctx.connection(server_name, name)?;
     let mut conn = Connection::Client(conn);
     let mut peer = Peer {
         role: Role::Client,
@@ -68,24 +68,29 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     };
     // Time spent waiting for the user to answer a trust question does not
     // count against the handshake time-out.
-    let prompt_time = || Duration::from_millis(outcome.prompt_ms.load(Ordering::Relaxed));
+    let prompt_time = || Duration::from_millis(scope.prompt_ms.load(Ordering::Relaxed));
     let result = drive(fd, &mut conn, deadline, &prompt_time);
-    peer.sent_cert = asked.load(Ordering::Relaxed) && ctx.has_identity();
+    let asked = scope.asked.load(Ordering::Relaxed);
+    peer.sent_cert = asked && ctx.has_identity();
     result.map_err(|f| match f {
-        Failure::Other(e @ (Error::Closed(_) | Error::Timeout(_))) if outcome.saved.load(Ordering::Relaxed) => Error::Tls(format!(
+        Failure::Other(e @ (Error::Closed(_) | Error::Timeout(_))) if scope.saved.load(Ordering::Relaxed) => Error::Tls(format!(
             "{e}: pmcd gave up while the question was being answered; the certificate was saved, so connect again"
         )),
         f => f.explain(&peer),
     })?;
-    if asked.load(Ordering::Relaxed) && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
+    if asked && conn.protocol_version() == Some(ProtocolVersion::TLSv1_3) {
         // In TLS 1.3 the server judges our certificate (or its absence) after
         // our handshake is done: wait for its verdict, its first records.
         await_verdict(fd, &mut conn, deadline.extended(prompt_time()))
             .map_err(|f| f.explain(&peer))?;
     }
     log::debug!(
-        "fd {fd}: TLS with pmcd on host \"{name}\" established ({})",
-        describe(&conn)
+        "fd {fd}: TLS with pmcd on host \"{name}\" established ({}, {} handshake)",
+        describe(&conn),
+        match conn.handshake_kind() {
+            Some(rustls::HandshakeKind::Resumed) => "resumed",
+            _ => "full",
+        }
     );
     table().insert(
         fd,

@@ -3,8 +3,9 @@
 //! by every connection of the process. Together with the session table this
 //! is the library's only shared state.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -155,25 +156,32 @@ pub struct ClientContext {
     provider: Arc<CryptoProvider>,
     anchors: Arc<certs::Anchors>,
     identity: Option<Arc<CertifiedKey>>,
+    /// One configuration per host, kept so that sessions can be resumed
+    /// (rustls resumes only with the same verifier and resolver objects).
+    per_host: Mutex<HashMap<String, Arc<ClientConfig>>>,
+    /// The handshakes in progress, for the verifiers and the resolver.
+    scopes: Arc<verify::Scopes>,
     /// Where trust comes from, for messages ("tls-ca-cert-file \"/x\"").
     pub trust_source: String,
     /// The `tls.conf` the context was built from, if any.
     pub conf_path: Option<PathBuf>,
 }
 
-/// Our client certificate (if any), recording whether the server asked
-/// for one.
+/// Our client certificate (if any); records in the current handshake's
+/// scope that the server asked for one.
 #[derive(Debug)]
 pub struct Identity {
     /// The certificate and key presented when asked.
     pub key: Option<Arc<CertifiedKey>>,
-    /// Turns true when the server asks for a client certificate.
-    pub asked: Arc<AtomicBool>,
+    /// Where "the server asked" is recorded.
+    pub scopes: Arc<verify::Scopes>,
 }
 
 impl ResolvesClientCert for Identity {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        self.asked.store(true, Ordering::Relaxed);
+        if let Some(scope) = self.scopes.current() {
+            scope.asked.store(true, Ordering::Relaxed);
+        }
         self.key.clone()
     }
 
@@ -256,6 +264,8 @@ impl ClientContext {
             provider,
             anchors: Arc::new(anchors),
             identity,
+            per_host: Mutex::new(HashMap::new()),
+            scopes: Arc::new(verify::Scopes::default()),
             trust_source,
             conf_path,
         })
@@ -281,7 +291,7 @@ impl ClientContext {
             self.provider.clone(),
             self.anchors.clone(),
             host,
-            Arc::default(),
+            Arc::new(verify::Scopes::default()),
         );
         Ok(verifier.assess(leaf, rest, &name, &[], UnixTime::now()))
     }
@@ -291,33 +301,41 @@ impl ClientContext {
         self.identity.is_some()
     }
 
-    /// A new client connection to `name` (`host` as the user typed it).
-    /// The flag turns true if the server asks for a client certificate; the
-    /// outcome records prompting and saving by the verifier.
+    /// A new client connection to `name` (`host` as the user typed it),
+    /// with the scope in which this handshake's verifier and resolver record
+    /// what they learn (keep it until the handshake is over).
     pub fn connection(
         &self,
         name: ServerName<'static>,
         host: &str,
-    ) -> Result<(ClientConnection, Arc<AtomicBool>, Arc<verify::Outcome>)> {
-        let asked = Arc::new(AtomicBool::new(false));
-        let outcome = Arc::new(verify::Outcome::default());
-        let mut config = (*self.base).clone();
-        config.client_auth_cert_resolver = Arc::new(Identity {
-            key: self.identity.clone(),
-            asked: asked.clone(),
-        });
-        config
-            .dangerous()
-            .set_certificate_verifier(Arc::new(verify::PcpServerVerifier::new(
-                self.webpki.clone(),
-                self.provider.clone(),
-                self.anchors.clone(),
-                host,
-                outcome.clone(),
-            )));
-        let conn = ClientConnection::new(Arc::new(config), name)
+    ) -> Result<(ClientConnection, verify::ScopeGuard)> {
+        let config = {
+            let mut per_host = lock(&self.per_host);
+            per_host
+                .entry(host.to_string())
+                .or_insert_with(|| {
+                    let mut config = (*self.base).clone();
+                    config.client_auth_cert_resolver = Arc::new(Identity {
+                        key: self.identity.clone(),
+                        scopes: self.scopes.clone(),
+                    });
+                    config.dangerous().set_certificate_verifier(Arc::new(
+                        verify::PcpServerVerifier::new(
+                            self.webpki.clone(),
+                            self.provider.clone(),
+                            self.anchors.clone(),
+                            host,
+                            self.scopes.clone(),
+                        ),
+                    ));
+                    Arc::new(config)
+                })
+                .clone()
+        };
+        let scope = self.scopes.enter();
+        let conn = ClientConnection::new(config, name)
             .map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
-        Ok((conn, asked, outcome))
+        Ok((conn, scope))
     }
 }
 

@@ -11,8 +11,10 @@
 //! 4. A host name the certificate does not list: accepted with
 //!    `PCP_ALLOW_BAD_CERT_DOMAIN` set, else the user is asked (not saved).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Instant;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -28,14 +30,69 @@ use crate::log;
 use crate::prompt;
 use crate::trust::{TrustStore, Verdict};
 
-/// What happened while verifying one connection, for the handshake code.
+/// What happened during one client handshake: recorded by the verifier and
+/// the client-certificate resolver, read by the handshake code.
 #[derive(Debug, Default)]
-pub struct Outcome {
+pub struct Scope {
+    /// The server asked for a client certificate.
+    pub asked: AtomicBool,
     /// Milliseconds spent waiting for the user (not counted against the
     /// handshake time-out).
     pub prompt_ms: AtomicU64,
     /// The certificate was saved in the trust store.
     pub saved: AtomicBool,
+}
+
+/// The handshakes in progress with one client configuration, by thread.
+///
+/// rustls resumes a session only with the very same verifier and resolver
+/// objects, so those are shared by every connection to a host; what they
+/// learn about one handshake goes to the scope of the thread running it (a
+/// handshake runs on its caller's thread from start to end).
+#[derive(Debug, Default)]
+pub struct Scopes(Mutex<HashMap<ThreadId, Arc<Scope>>>);
+
+impl Scopes {
+    /// Opens a scope for a handshake on this thread; it closes when the
+    /// guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> ScopeGuard {
+        let scope = Arc::new(Scope::default());
+        self.map()
+            .insert(std::thread::current().id(), scope.clone());
+        ScopeGuard {
+            scopes: self.clone(),
+            scope,
+        }
+    }
+
+    /// The scope of the handshake running on this thread, if any.
+    pub fn current(&self) -> Option<Arc<Scope>> {
+        self.map().get(&std::thread::current().id()).cloned()
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ThreadId, Arc<Scope>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// An open [`Scope`]; dropping it closes the scope.
+#[derive(Debug)]
+pub struct ScopeGuard {
+    scopes: Arc<Scopes>,
+    scope: Arc<Scope>,
+}
+
+impl std::ops::Deref for ScopeGuard {
+    type Target = Scope;
+    fn deref(&self) -> &Scope {
+        &self.scope
+    }
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        self.scopes.map().remove(&std::thread::current().id());
+    }
 }
 
 /// Why a certificate is trusted.
@@ -74,7 +131,7 @@ pub struct PcpServerVerifier {
     anchors: Arc<Anchors>,
     host: String,
     store: Option<TrustStore>,
-    outcome: Arc<Outcome>,
+    scopes: Arc<Scopes>,
 }
 
 /// Builds a webpki verifier over `roots` that honours `crls`, listing as
@@ -120,7 +177,7 @@ impl PcpServerVerifier {
         provider: Arc<CryptoProvider>,
         anchors: Arc<Anchors>,
         host: &str,
-        outcome: Arc<Outcome>,
+        scopes: Arc<Scopes>,
     ) -> PcpServerVerifier {
         PcpServerVerifier {
             webpki,
@@ -128,7 +185,7 @@ impl PcpServerVerifier {
             anchors,
             host: host.to_string(),
             store: TrustStore::for_user(),
-            outcome,
+            scopes,
         }
     }
 
@@ -136,7 +193,9 @@ impl PcpServerVerifier {
         let start = Instant::now();
         let yes = prompt::ask(&warning, question);
         let spent = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.outcome.prompt_ms.fetch_add(spent, Ordering::Relaxed);
+        if let Some(scope) = self.scopes.current() {
+            scope.prompt_ms.fetch_add(spent, Ordering::Relaxed);
+        }
         yes
     }
 
@@ -272,7 +331,9 @@ impl PcpServerVerifier {
         match &self.store {
             Some(store) => match store.save(&self.host, end_entity) {
                 Ok(()) => {
-                    self.outcome.saved.store(true, Ordering::Relaxed);
+                    if let Some(scope) = self.scopes.current() {
+                        scope.saved.store(true, Ordering::Relaxed);
+                    }
                     log::debug!("saved the certificate of host {} in {}", self.host, store.file().display());
                 }
                 Err(e) => log::warning!("the certificate of host {} was accepted but not saved: {e}", self.host),

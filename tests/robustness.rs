@@ -1235,3 +1235,51 @@ fn client_fails_cleanly_on_stream_cut_mid_record() {
         run.describe()
     );
 }
+
+// Reconnecting within one process resumes TLS sessions (a per-process
+// session cache and stable per-host client configuration): one thread,
+// ten reconnects, and the library's debug lines show resumed handshakes
+// after the first full one.
+#[test]
+fn reconnects_in_one_process_resume_tls_sessions() {
+    ensure_deps();
+    let certs = Certs::new();
+    let pmcd = our_tls_pmcd(&certs);
+    let dir = scratch("pcp-secure-resume.");
+    let exe = build_threads(dir.path());
+    let mut cmd = threads_cmd(exe.to_str().unwrap(), dir.path(), &certs);
+    cmd.env("PCP_SECURE_DEBUG", "1");
+    cmd.args([
+        pmcd.host_named("localhost").as_str(),
+        "1",
+        "10",
+        "reconnect",
+    ]);
+    let run = run_with_limit(cmd, Duration::from_secs(120));
+    assert!(
+        run.success() && run.stdout.contains("threads: 1 passed, 0 failed"),
+        "reconnects failed\n{}",
+        run.describe()
+    );
+    let established: Vec<_> = run
+        .stderr
+        .lines()
+        .filter(|l| l.contains("TLS with pmcd on host \"localhost\" established"))
+        .collect();
+    assert!(established.len() >= 10, "{}", run.describe());
+    assert!(
+        established[0].contains("full handshake"),
+        "{}",
+        established[0]
+    );
+    let resumed = established
+        .iter()
+        .filter(|l| l.contains("resumed handshake"))
+        .count();
+    assert!(
+        resumed >= 5,
+        "only {resumed} of {} reconnections resumed\n{}",
+        established.len(),
+        run.describe()
+    );
+}

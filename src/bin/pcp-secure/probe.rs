@@ -9,7 +9,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -391,7 +391,8 @@ struct TlsResult {
 
 fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) -> TlsResult {
     let chain = Arc::new(Mutex::new(Vec::new()));
-    let asked = Arc::new(AtomicBool::new(false));
+    let scopes = Arc::new(pcp_secure::verify::Scopes::default());
+    let scope = scopes.enter();
     let mut result = TlsResult {
         outcome: Err(String::new()),
         chain: chain.clone(),
@@ -408,7 +409,7 @@ fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) ->
                 .with_custom_certificate_verifier(recorder)
                 .with_client_cert_resolver(Arc::new(pcp_secure::store::Identity {
                     key: client.identity.clone().ok().flatten(),
-                    asked: asked.clone(),
+                    scopes: scopes.clone(),
                 }))
         });
     let config = match config {
@@ -447,7 +448,7 @@ fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) ->
         sent_cert: false,
     };
     let outcome = handshake::drive(fd, &mut conn, deadline, &Duration::default);
-    result.asked = asked.load(Ordering::Relaxed);
+    result.asked = scope.asked.load(Ordering::Relaxed);
     let peer = Peer {
         sent_cert: result.asked && matches!(client.identity, Ok(Some(_))),
         ..peer
