@@ -3,13 +3,18 @@
 //!
 //! `$PCP_SECURE_LIB` when set; otherwise beside this executable (a cargo
 //! target directory holds `pcp-secure` and `libpcp_secure.so` together), in
-//! `../lib` of an installed prefix, then the usual system directories.
+//! `../lib` or `../lib/<multiarch>` of the prefix it is installed in (so the
+//! Debian package's /usr/bin/pcp-secure finds its own library first), then
+//! the usual system directories.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the library explicitly.
 pub const ENV: &str = "PCP_SECURE_LIB";
+
+/// Debian's multiarch library directory name for this machine.
+const MULTIARCH: &str = concat!(env!("PCP_SECURE_TARGET_ARCH"), "-linux-gnu");
 
 /// The places searched when `$PCP_SECURE_LIB` is not set, in order.
 pub fn candidates() -> Vec<PathBuf> {
@@ -21,10 +26,20 @@ pub fn candidates() -> Vec<PathBuf> {
         out.push(dir.join("libpcp_secure.so"));
         if let Some(prefix) = dir.parent() {
             out.push(prefix.join("lib").join("libpcp_secure.so.1"));
+            out.push(
+                prefix
+                    .join("lib")
+                    .join(MULTIARCH)
+                    .join("libpcp_secure.so.1"),
+            );
         }
     }
-    for dir in ["/usr/local/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib"] {
-        out.push(Path::new(dir).join("libpcp_secure.so.1"));
+    for dir in [
+        "/usr/local/lib".to_string(),
+        format!("/usr/lib/{MULTIARCH}"),
+        "/usr/lib".to_string(),
+    ] {
+        out.push(Path::new(&dir).join("libpcp_secure.so.1"));
     }
     out
 }
