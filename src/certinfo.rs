@@ -19,6 +19,22 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Text from a certificate made safe to print and to store on one line:
+/// control characters (line breaks, escape sequences) become `\xNN`. A
+/// certificate is the peer's to write, so its text must never be able to
+/// add lines to the trust store or move a terminal's cursor.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\x{:02X}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// SHA-256 fingerprint of a DER certificate.
 pub fn sha256(der: &[u8]) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
@@ -60,16 +76,17 @@ impl CertInfo {
         };
         match X509Certificate::from_der(cert) {
             Ok((_, x509)) => {
-                info.subject = x509.subject().to_string();
-                info.issuer = x509.issuer().to_string();
+                info.subject = printable(&x509.subject().to_string());
+                info.issuer = printable(&x509.issuer().to_string());
                 info.not_before = x509.validity().not_before.to_string();
                 info.not_after = x509.validity().not_after.to_string();
                 if let Ok(Some(san)) = x509.subject_alternative_name() {
                     for name in &san.value.general_names {
                         match name {
                             GeneralName::DNSName(d) => {
+                                let d = printable(d);
                                 info.names.push(format!("DNS:{d}"));
-                                info.dns_names.push(d.to_string());
+                                info.dns_names.push(d);
                             }
                             GeneralName::IPAddress(ip) => {
                                 info.names.push(format!("IP:{}", ip_text(ip)))
@@ -121,6 +138,12 @@ mod tests {
         assert_eq!(hex(&[0x0a, 0xff, 0x00]), "0A:FF:00");
         assert_eq!(sha256(b"").len(), 32 * 3 - 1);
         assert!(sha1(b"abc").starts_with("A9:99:3E:36"));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("a\nb\x1b[2J"), "a\\x0Ab\\x1B[2J");
+        assert_eq!(printable("plain CN=x, O=ü"), "plain CN=x, O=ü");
     }
 
     #[test]

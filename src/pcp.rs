@@ -58,11 +58,26 @@ pub const PM_ERR_TLS: i32 = -12414;
 pub const PM_ERR_NYI: i32 = -21344;
 
 /// Turns a status from a PCP 1.x numbered extended error PDU into the
-/// current numbering (codes at or below -1000 were shifted).
+/// current numbering (codes at or below -1000 were shifted). A code so
+/// negative that the shift would overflow is not a PCP status at all: it
+/// becomes `PM_ERR_IPC`.
 pub fn error_from_v1(code: i32) -> i32 {
     if code <= -1000 {
-        code + 1000 - 12345
+        code.checked_add(1000 - 12345).unwrap_or(PM_ERR_IPC)
     } else {
         code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_codes_shift_and_never_overflow() {
+        assert_eq!(error_from_v1(0), 0);
+        assert_eq!(error_from_v1(-5), -5);
+        assert_eq!(error_from_v1(-1046), PM_ERR_NOTCONN);
+        assert_eq!(error_from_v1(i32::MIN), PM_ERR_IPC);
     }
 }

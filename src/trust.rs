@@ -120,6 +120,13 @@ impl TrustStore {
     }
 
     fn save_entry(&self, name: &str, cert: &CertificateDer<'_>, ca: bool) -> Result<()> {
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(Error::Config(format!(
+                "trust store \"{}\": refusing the name {:?} (empty or with control characters)",
+                self.file().display(),
+                name
+            )));
+        }
         self.create_dir()?;
         self.update(|entries| {
             entries.retain(|e| e.ca != ca || e.host != name);
@@ -291,10 +298,25 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
         }
         if let Some(comment) = trimmed.strip_prefix('#') {
             let comment = comment.trim();
-            if let Some(v) = comment.strip_prefix("host:") {
-                host = Some((v.trim().to_string(), false));
-            } else if let Some(v) = comment.strip_prefix("ca:") {
-                host = Some((v.trim().to_string(), true));
+            let named = if let Some(v) = comment.strip_prefix("host:") {
+                Some((v.trim().to_string(), false))
+            } else {
+                comment
+                    .strip_prefix("ca:")
+                    .map(|v| (v.trim().to_string(), true))
+            };
+            if let Some(named) = named {
+                if named.0.is_empty() || named.0.chars().any(char::is_control) {
+                    return Err(format!(
+                        "line {number}: an empty name or one with control characters"
+                    ));
+                }
+                if host.is_some() {
+                    return Err(format!(
+                        "line {number}: a second \"# host:\" or \"# ca:\" line before the certificate"
+                    ));
+                }
+                host = Some(named);
             } else if let Some(v) = comment.strip_prefix("sha256:") {
                 sha256 = Some(v.trim().to_string());
             } else if let Some(v) = comment.strip_prefix("saved:") {
