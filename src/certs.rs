@@ -44,6 +44,24 @@ pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
     })
 }
 
+/// A certificate chain with its private key, checked to belong together.
+/// The DER key is wiped once ring has parsed it (ring keeps its own parsed
+/// copy, which it does not wipe: that is beyond this library).
+pub fn certified_key(
+    chain: Vec<CertificateDer<'static>>,
+    mut key: PrivateKeyDer<'static>,
+) -> std::result::Result<rustls::sign::CertifiedKey, rustls::Error> {
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key);
+    key.zeroize();
+    let certified = rustls::sign::CertifiedKey::new(chain, signing?);
+    match certified.keys_match() {
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Trust anchors and the revocation lists that came with them.
 #[derive(Clone, Debug)]
 pub struct Anchors {

@@ -54,7 +54,7 @@ impl ServerContext {
         let provider = suites::provider(conf)?;
         let chain = certs::load_chain("tls-cert-file", cert_file)?;
         let key = certs::load_key("tls-key-file", key_file)?;
-        let identity = Arc::new(CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        let identity = Arc::new(certs::certified_key(chain, key).map_err(|e| {
             Error::Config(format!(
                 "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
             ))
@@ -222,7 +222,7 @@ impl ClientContext {
             (Some(cert), Some(key)) => {
                 let chain = certs::load_chain("tls-client-cert-file", cert)?;
                 let der = certs::load_key("tls-client-key-file", key)?;
-                Some(Arc::new(CertifiedKey::from_der(chain, der, &provider).map_err(|e| {
+                Some(Arc::new(certs::certified_key(chain, der).map_err(|e| {
                     Error::Config(format!(
                         "tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"
                     ))

@@ -356,7 +356,7 @@ impl ClientSettings {
                 .and_then(|chain| Ok((chain, certs::load_key("tls-client-key-file", key)?)))
                 .map_err(|e| e.to_string())
                 .and_then(|(chain, der)| {
-                    CertifiedKey::from_der(chain, der, &provider)
+                    certs::certified_key(chain, der)
                         .map(|k| Some(Arc::new(k)))
                         .map_err(|e| format!("tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"))
                 }),
