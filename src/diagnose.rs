@@ -30,7 +30,10 @@ pub fn explain(err: &rustls::Error, peer: &Peer) -> Error {
     }
 }
 
-fn certificate(err: &CertificateError) -> Option<String> {
+/// What is wrong with a certificate itself, in words (dates, revocation,
+/// signature, encoding, purpose); `None` for the errors whose words depend
+/// on the peer (issuer, name) and for anything else.
+pub fn certificate(err: &CertificateError) -> Option<String> {
     Some(match err {
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
             "the certificate has expired".into()
@@ -38,7 +41,7 @@ fn certificate(err: &CertificateError) -> Option<String> {
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             "the certificate is not valid yet (check the clocks)".into()
         }
-        CertificateError::Revoked => "the certificate has been revoked".into(),
+        CertificateError::Revoked => "the certificate has been revoked (listed in a CRL)".into(),
         CertificateError::BadSignature => "the certificate's signature is invalid".into(),
         CertificateError::BadEncoding => "the certificate is malformed".into(),
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {

@@ -216,12 +216,7 @@ impl PcpServerVerifier {
         {
             Ok(_) => Assessment::Trusted(Why::ChainsToCa),
             Err(e) if is_name_mismatch(&e) => Assessment::NameMismatch(e),
-            Err(e)
-                if matches!(
-                    e,
-                    rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
-                ) || is_ca_as_end_entity(&e) =>
-            {
+            Err(e) if is_untrusted_issuer(&e) => {
                 self.assess_untrusted_issuer(end_entity, intermediates, server_name, ocsp, now)
             }
             Err(e) => Assessment::Refused(e),
@@ -446,8 +441,9 @@ fn check_self_signed(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))
 }
 
-/// Whether the certificate lists the host name (DNS or IP SAN).
-fn name_check(
+/// Whether the certificate lists the host name (DNS or IP SAN); works
+/// without a chain, so also for certificates from an untrusted issuer.
+pub fn name_check(
     cert: &CertificateDer<'_>,
     server_name: &ServerName<'_>,
 ) -> Result<(), rustls::Error> {
@@ -455,6 +451,17 @@ fn name_check(
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
     ee.verify_is_valid_for_subject_name(server_name)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
+}
+
+/// Whether the certificate is outside its validity period now (false when
+/// it cannot be decoded at all).
+pub fn out_of_date(cert: &CertificateDer<'_>) -> bool {
+    matches!(
+        check_dates(cert, UnixTime::now()),
+        Err(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::NotValidYet
+        ))
+    )
 }
 
 /// webpki's "a CA certificate was used as the server's own".
@@ -470,7 +477,17 @@ fn is_ca_as_end_entity(e: &rustls::Error) -> bool {
     }
 }
 
-fn is_name_mismatch(e: &rustls::Error) -> bool {
+/// The certificate chains to nothing trusted: an unknown issuer, or a
+/// self-signed certificate marked as a CA used as the server's own.
+pub fn is_untrusted_issuer(e: &rustls::Error) -> bool {
+    matches!(
+        e,
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    ) || is_ca_as_end_entity(e)
+}
+
+/// The certificate does not list the host name.
+pub fn is_name_mismatch(e: &rustls::Error) -> bool {
     matches!(
         e,
         rustls::Error::InvalidCertificate(

@@ -13,7 +13,6 @@ use clap::Subcommand;
 use pcp_secure::certinfo::CertInfo;
 use pcp_secure::trust::{Entry, TrustStore};
 use rustls::pki_types::{CertificateDer, ServerName};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Arguments of `pcp-secure trust`.
 #[derive(clap::Args)]
@@ -126,7 +125,7 @@ fn list(store: &TrustStore) -> Result<()> {
             label(entry),
             info.sha256,
             info.subject,
-            if expired(&entry.der) {
+            if pcp_secure::verify::out_of_date(&entry.der) {
                 "EXPIRED"
             } else {
                 "until"
@@ -159,7 +158,7 @@ fn show(store: &TrustStore, host: &str) -> Result<()> {
     for line in CertInfo::of(&entry.der).lines() {
         println!("{line}");
     }
-    if expired(&entry.der) {
+    if pcp_secure::verify::out_of_date(&entry.der) {
         println!("(this certificate is not valid now: clients refuse it)");
     }
     Ok(())
@@ -196,7 +195,7 @@ fn add(store: &TrustStore, host: &str, file: &std::path::Path) -> Result<()> {
             if info.names.is_empty() { "none".to_string() } else { info.names.join(", ") }
         );
     }
-    if expired(&cert) {
+    if pcp_secure::verify::out_of_date(&cert) {
         println!(
             "note: the certificate is not valid now: clients refuse it whatever the store says"
         );
@@ -221,7 +220,7 @@ fn add_ca(store: &TrustStore, label: &str, file: &std::path::Path) -> Result<()>
     println!("trusted as CA \"{label}\" in {}:", store.file().display());
     println!("SHA256 fingerprint is {}", info.sha256);
     println!("Subject: {}", info.subject);
-    if expired(&cert) {
+    if pcp_secure::verify::out_of_date(&cert) {
         println!("note: the certificate is not valid now: certificates it issued will be refused");
     }
     Ok(())
@@ -267,15 +266,7 @@ fn names_host(cert: &CertificateDer<'_>, host: &str) -> bool {
     let Ok(name) = ServerName::try_from(host) else {
         return false;
     };
-    webpki::EndEntityCert::try_from(cert)
-        .map(|ee| ee.verify_is_valid_for_subject_name(&name).is_ok())
-        .unwrap_or(false)
-}
-
-fn expired(cert: &CertificateDer<'_>) -> bool {
-    X509Certificate::from_der(cert)
-        .map(|(_, x509)| !x509.validity().is_valid())
-        .unwrap_or(false)
+    pcp_secure::verify::name_check(cert, &name).is_ok()
 }
 
 #[cfg(test)]

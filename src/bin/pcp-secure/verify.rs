@@ -20,9 +20,10 @@ use pcp_secure::certs;
 use pcp_secure::config::{tls_conf_path, TlsConf};
 use pcp_secure::store::{ClientContext, ServerContext};
 use pcp_secure::trust::TrustStore;
+use pcp_secure::verify::{is_name_mismatch, is_untrusted_issuer};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, OtherError};
+use rustls::CertificateError;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::libpath;
@@ -490,7 +491,7 @@ fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>
         // Judge the chain itself inside the certificate's own validity; the
         // dates are reported by the validity check.
         if let Some(mid) = validity_midpoint(leaf) {
-            if leaf_out_of_date(leaf) {
+            if pcp_secure::verify::out_of_date(leaf) {
                 result = verdict(mid);
                 dated = " (its dates are checked separately)";
             }
@@ -498,7 +499,7 @@ fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>
     }
     match result {
         Ok(_) => r.ok(NAME, format!("chains to {source}{dated}")),
-        Err(e) if is_name_error(&e) => r.ok(NAME, format!("chains to {source}{dated}")),
+        Err(e) if is_name_mismatch(&e) => r.ok(NAME, format!("chains to {source}{dated}")),
         Err(e) if is_date_error(&e) => r.fail(
             NAME,
             format!(
@@ -507,7 +508,7 @@ fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>
             ),
             "renew the CA certificate (and the certificates it issued)",
         ),
-        Err(e) if is_unknown_issuer(&e) => {
+        Err(e) if is_untrusted_issuer(&e) => {
             let info = CertInfo::of(leaf);
             if info.subject == info.issuer {
                 r.warn(
@@ -550,45 +551,17 @@ fn is_date_error(e: &rustls::Error) -> bool {
     )
 }
 
-fn is_name_error(e: &rustls::Error) -> bool {
-    matches!(
-        cert_error(e),
-        Some(CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. })
-    )
-}
-
-/// Unknown issuer, or a self-signed CA certificate used as a server's own.
-pub(crate) fn is_unknown_issuer(e: &rustls::Error) -> bool {
-    match cert_error(e) {
-        Some(CertificateError::UnknownIssuer) => true,
-        Some(CertificateError::Other(OtherError(inner))) => matches!(
-            inner.downcast_ref::<webpki::Error>(),
-            Some(webpki::Error::CaUsedAsEndEntity)
-        ),
-        _ => false,
-    }
-}
-
 /// A certificate verification error in words.
 pub(crate) fn cert_error_text(e: &rustls::Error) -> String {
-    match cert_error(e) {
-        Some(CertificateError::Expired | CertificateError::ExpiredContext { .. }) => {
-            "the certificate has expired".into()
+    let Some(c) = cert_error(e) else {
+        return e.to_string();
+    };
+    match c {
+        CertificateError::UnknownIssuer => "its issuer is not trusted".into(),
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            "it does not list the host name".into()
         }
-        Some(CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. }) => {
-            "the certificate is not valid yet (check the clocks)".into()
-        }
-        Some(CertificateError::Revoked) => "the certificate has been revoked (CRL)".into(),
-        Some(CertificateError::BadSignature) => "the certificate's signature is invalid".into(),
-        Some(CertificateError::BadEncoding) => "the certificate is malformed".into(),
-        Some(CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. }) => {
-            "the certificate is not issued for TLS servers (extended key usage)".into()
-        }
-        Some(CertificateError::UnknownIssuer) => "its issuer is not trusted".into(),
-        Some(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        ) => "it does not list the host name".into(),
-        _ => e.to_string(),
+        _ => pcp_secure::diagnose::certificate(c).unwrap_or_else(|| e.to_string()),
     }
 }
 
@@ -606,13 +579,6 @@ fn now_secs() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn leaf_out_of_date(cert: &CertificateDer<'_>) -> bool {
-    validity_period(cert).is_some_and(|(from, to)| {
-        let now = now_secs();
-        now < from || now > to
-    })
 }
 
 fn validity_midpoint(cert: &CertificateDer<'_>) -> Option<UnixTime> {
@@ -690,10 +656,7 @@ fn host_name(r: &mut Report, cert: &CertificateDer<'_>, host: &str, explicit: bo
         );
         return;
     };
-    let covered = webpki::EndEntityCert::try_from(cert)
-        .map(|ee| ee.verify_is_valid_for_subject_name(&server_name).is_ok())
-        .unwrap_or(false);
-    if covered {
+    if pcp_secure::verify::name_check(cert, &server_name).is_ok() {
         r.ok(&name, format!("listed in the certificate ({listed})"));
         return;
     }
