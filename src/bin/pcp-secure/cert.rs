@@ -240,16 +240,7 @@ fn server(args: ServerArgs) -> Result<()> {
         ];
     })?;
     let names: Vec<String> = args.hosts.iter().map(|h| host_text(h)).collect();
-    println!(
-        "wrote {} (server certificate for {}, valid until {}, followed by the CA certificate)",
-        made.crt.display(),
-        names.join(", "),
-        made.info.not_after
-    );
-    println!("wrote {} (its private key, mode 0600)", made.key.display());
-    println!("SHA256 fingerprint {}", made.info.sha256);
-    made.note_capped();
-    println!();
+    made.report(&format!("server certificate for {}", names.join(", ")));
     println!("In pmcd's tls.conf (PCP_TLSCONF_PATH, normally /etc/pcp/tls.conf):");
     println!("tls-cert-file = {}", made.crt.display());
     println!("tls-key-file = {}", made.key.display());
@@ -280,16 +271,7 @@ fn client(args: ClientArgs) -> Result<()> {
         params.distinguished_name = common_name(&name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     })?;
-    println!(
-        "wrote {} (client certificate \"{}\", valid until {}, followed by the CA certificate)",
-        made.crt.display(),
-        made.info.subject,
-        made.info.not_after
-    );
-    println!("wrote {} (its private key, mode 0600)", made.key.display());
-    println!("SHA256 fingerprint {}", made.info.sha256);
-    made.note_capped();
-    println!();
+    made.report(&format!("client certificate \"{}\"", made.info.subject));
     println!("In the client's tls.conf (PCP_TLSCONF_PATH):");
     println!("tls-ca-cert-file = {}", made.ca.display());
     println!("tls-client-cert-file = {}", made.crt.display());
@@ -308,10 +290,20 @@ struct Issued {
 }
 
 impl Issued {
-    fn note_capped(&self) {
+    /// Says what was written (`what` describes the certificate), then a
+    /// blank line before the tls.conf lines.
+    fn report(&self, what: &str) {
+        println!(
+            "wrote {} ({what}, valid until {}, followed by the CA certificate)",
+            self.crt.display(),
+            self.info.not_after
+        );
+        println!("wrote {} (its private key, mode 0600)", self.key.display());
+        println!("SHA256 fingerprint {}", self.info.sha256);
         if let Some(until) = &self.capped {
             println!("note: the validity was cut short to the CA's own end ({until})");
         }
+        println!();
     }
 }
 
