@@ -29,6 +29,10 @@ typedef int (*socket_closed_t)(void);
 typedef int (*sockets_error_t)(int);
 typedef int (*select_t)(int, fd_set *, fd_set *, fd_set *, struct timeval *);
 typedef const char *(*version_t)(void);
+/* PCP 5 (NSS-era) signatures */
+typedef int (*server_setup_t)(const char *, const char *);
+typedef int (*certificate_setup_t)(const char *, const char *, const char *);
+typedef int (*get_secure_config_t)(__pmSecureConfig *);
 typedef int (*session_info_t)(int, char *, size_t);
 
 #define FIELD_AT(f, i) (offsetof(__pmSecureConfig, f) == (i) * sizeof(char *))
@@ -59,6 +63,9 @@ int main(int argc, char **argv)
         EXPORT(socket_closed_t, __pmSocketClosed),
         EXPORT(sockets_error_t, __pmSecureSocketsError),
         EXPORT(select_t, select),
+        EXPORT(server_setup_t, __pmSecureServerSetup),
+        EXPORT(certificate_setup_t, __pmSecureServerCertificateSetup),
+        EXPORT(get_secure_config_t, __pmGetSecureConfig),
         EXPORT(version_t, pcp_secure_version),
         EXPORT(session_info_t, pcp_secure_session_info),
 #undef EXPORT
@@ -72,12 +79,16 @@ int main(int argc, char **argv)
     recv_t f = __pmRecv;
     select_t g = select;
     session_info_t h = pcp_secure_session_info;
+    server_setup_t s5 = __pmSecureServerSetup;
+    certificate_setup_t c5 = __pmSecureServerCertificateSetup;
+    get_secure_config_t gc = __pmGetSecureConfig;
     size_t i;
     Dl_info info;
 
     (void)argc;
     t_init(basename(argv[0]));
-    check(a && b && c && d && e && f && g && h, "the exports have PCP 6.0.3's C types");
+    check(a && b && c && d && e && f && g && h && gc, "the exports have PCP 6.0.3's C types");
+    check(s5 && c5, "__pmSecureServerSetup and __pmSecureServerCertificateSetup have PCP 5's C types");
     for (i = 0; i < sizeof(exports) / sizeof(exports[0]); i++) {
         int found = dladdr((void *)exports[i].fn, &info) != 0 && info.dli_fname != NULL;
         check(found && strstr(info.dli_fname, "libpcp_secure") != NULL, "%s resolves to %s", exports[i].name,
@@ -85,5 +96,7 @@ int main(int argc, char **argv)
     }
     check(__pmServerHasFeature(T_FEATURE_SECURE) == 0, "__pmServerHasFeature(SECURE) = 0 without a server context");
     check(__pmSecureServerInit(NULL) == NULL, "__pmSecureServerInit(NULL) = NULL");
+    /* without libpcp loaded there is no tls.conf reader to extend */
+    check(__pmGetSecureConfig(NULL) == -ENOSYS, "__pmGetSecureConfig without libpcp = -ENOSYS");
     return t_summary();
 }

@@ -109,6 +109,39 @@ int __pmSecureServerHandshake(int fd, int flags, struct __pmHashCtl *attrs);
 void *__pmSecureServerInit(struct __pmSecureConfig *tls);
 
 /**
+ * libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
+ * but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
+ * TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
+ * from an NSS database. Returns libpcp's result, or `-ENOSYS` when libpcp
+ * is not loaded.
+ *
+ * # Safety
+ * `config` is NULL or points to a writable `__pmSecureConfig`.
+ */
+int __pmGetSecureConfig(struct __pmSecureConfig *config);
+
+/**
+ * NSS-era server setup (PCP 5 signature): serve TLS with the certificate
+ * "PCP Collector certificate" of NSS database `db` (NULL:
+ * `sql:/etc/pki/nssdb`), unlocked with the password in `passwd_file`
+ * (NULL: none). Returns 0, or a negative PCP error after logging why.
+ *
+ * # Safety
+ * `db` and `passwd_file` are NULL or NUL-terminated strings.
+ */
+int __pmSecureServerSetup(const char *db, const char *passwd_file);
+
+/**
+ * NSS-era server setup (PCP 5 signature): like `__pmSecureServerSetup`,
+ * with the certificate named by `nickname` (NULL: "PCP Collector
+ * certificate").
+ *
+ * # Safety
+ * `db`, `passwd_file` and `nickname` are NULL or NUL-terminated strings.
+ */
+int __pmSecureServerCertificateSetup(const char *db, const char *passwd_file, const char *nickname);
+
+/**
  * Drops the server TLS context `ctx` (a handle from
  * `__pmSecureServerInit`; NULL or a foreign pointer is ignored) and, as
  * libpcp does, releases the strings of `tls` through libpcp's

@@ -27,7 +27,22 @@ pub struct TlsConf {
     pub client_key_file: Option<String>,
     /// `tls-verify-clients`: "true" makes the server require client certificates.
     pub verify_clients: Option<String>,
+    /// `tls-nssdb` (ours): an NSS `sql:` database to take certificates,
+    /// trust and keys from.
+    pub nssdb: Option<String>,
+    /// `tls-cert-nickname` (ours): the nickname of the certificate to use
+    /// from `tls-nssdb` (default "PCP Collector certificate" for servers).
+    pub cert_nickname: Option<String>,
+    /// `tls-nssdb-password-file` (ours): the file holding the database
+    /// password (owned by the user of the process, mode 0400).
+    pub nssdb_password_file: Option<String>,
 }
+
+/// Keys of our own, which libpcp's parser ignores. They are matched
+/// exactly, and their values run to the end of the line (a `#` starts a
+/// comment; surrounding double quotes are removed), so that nicknames may
+/// contain spaces.
+const OWN_KEYS: [&str; 3] = ["tls-nssdb", "tls-cert-nickname", "tls-nssdb-password-file"];
 
 /// The keys in the order libpcp tries them: a key written in the file matches
 /// the first of these that it is a prefix of (libpcp's rule, kept on purpose).
@@ -50,9 +65,16 @@ impl TlsConf {
     pub fn parse(text: &str) -> TlsConf {
         let mut conf = TlsConf::default();
         for line in text.lines() {
-            if let Some((key, value)) = split_line(line) {
-                if let Some(index) = KEYS.iter().position(|k| k.starts_with(key)) {
+            let Some((key, rest)) = split_line(line) else {
+                continue;
+            };
+            if let Some(index) = KEYS.iter().position(|k| k.starts_with(key)) {
+                if let Some(value) = first_word(rest) {
                     *conf.field(index) = Some(value.to_string());
+                }
+            } else if let Some(index) = OWN_KEYS.iter().position(|k| *k == key) {
+                if let Some(value) = whole_value(rest) {
+                    *conf.own_field(index) = Some(value.to_string());
                 }
             }
         }
@@ -83,10 +105,22 @@ impl TlsConf {
             _ => &mut self.verify_clients,
         }
     }
+
+    fn own_field(&mut self, index: usize) -> &mut Option<String> {
+        match index {
+            0 => &mut self.nssdb,
+            1 => &mut self.cert_nickname,
+            _ => &mut self.nssdb_password_file,
+        }
+    }
 }
 
-/// Splits one line into a key and a non-empty value, or `None` for comments,
-/// blank lines, lines without a separator and empty values.
+/// The nickname used when `tls-cert-nickname` is not set (PCP's NSS-era
+/// default for the collector's certificate).
+pub const DEFAULT_NICKNAME: &str = "PCP Collector certificate";
+
+/// Splits one line into a key and the text after its separator, or `None`
+/// for comments, blank lines and lines without a separator.
 fn split_line(line: &str) -> Option<(&str, &str)> {
     let line = line.trim_start();
     let key_end = line.find(|c: char| c == ':' || c == '=' || c == '#' || c.is_whitespace())?;
@@ -97,12 +131,27 @@ fn split_line(line: &str) -> Option<(&str, &str)> {
     if rest.as_bytes()[sep] == b'#' {
         return None;
     }
-    let value = rest[sep + 1..].trim_start();
-    let value_end = value
+    Some((key, &rest[sep + 1..]))
+}
+
+/// libpcp's value: up to the first white space or `#`; `None` when empty.
+fn first_word(rest: &str) -> Option<&str> {
+    let value = rest.trim_start();
+    let end = value
         .find(|c: char| c == '#' || c.is_whitespace())
         .unwrap_or(value.len());
-    let value = &value[..value_end];
-    (!value.is_empty()).then_some((key, value))
+    Some(&value[..end]).filter(|v| !v.is_empty())
+}
+
+/// Our keys' value: the rest of the line before any `#`, trimmed, without
+/// surrounding double quotes; `None` when empty.
+fn whole_value(rest: &str) -> Option<&str> {
+    let value = rest.split('#').next().unwrap_or("").trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    Some(value).filter(|v| !v.is_empty())
 }
 
 /// Where the `tls.conf` of this process is: `$PCP_TLSCONF_PATH`, else the
@@ -181,8 +230,29 @@ mod tests {
 
     #[test]
     fn lines_without_separator_or_with_unknown_keys_are_ignored() {
-        let conf = TlsConf::parse("tls-cert-file /x\ntls-nssdb = sql:/etc/pcp/nssdb\nbogus = 1\n");
+        let conf = TlsConf::parse("tls-cert-file /x\ntls-nss = sql:/etc/pcp/nssdb\nbogus = 1\n");
         assert_eq!(conf, TlsConf::default());
+    }
+
+    #[test]
+    fn own_keys_are_exact_and_take_the_whole_line() {
+        let conf = TlsConf::parse(
+            "tls-nssdb = sql:/etc/pcp/nssdb\n\
+             tls-cert-nickname = PCP Collector certificate # the guide's\n\
+             tls-nssdb-password-file: \"/etc/pcp/nss pw\"\n",
+        );
+        assert_eq!(conf.nssdb.as_deref(), Some("sql:/etc/pcp/nssdb"));
+        assert_eq!(
+            conf.cert_nickname.as_deref(),
+            Some("PCP Collector certificate")
+        );
+        assert_eq!(conf.nssdb_password_file.as_deref(), Some("/etc/pcp/nss pw"));
+        // Our keys do not disturb libpcp's prefix rule, nor it ours.
+        assert_eq!(conf.cert_file, None);
+        assert_eq!(
+            TlsConf::parse("tls-cert = /c\n").cert_file.as_deref(),
+            Some("/c")
+        );
     }
 
     #[test]

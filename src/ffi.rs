@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use libc::{size_t, ssize_t};
 
-use crate::config::TlsConf;
+use crate::config::{self, TlsConf};
 use crate::error::Error;
 use crate::store::{store, ServerContext};
 use crate::{handshake, io, log, next, pcp, session::table};
@@ -202,24 +202,14 @@ pub unsafe extern "C" fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mu
             log::error!("no TLS configuration given to the server; serving plain connections only");
             return std::ptr::null_mut();
         };
-        let conf = TlsConf {
-            ca_cert_file: opt_str(cfg.cacertfile),
-            ca_cert_dir: opt_str(cfg.cacertdir),
-            cert_file: opt_str(cfg.certfile),
-            key_file: opt_str(cfg.keyfile),
-            ciphers: opt_str(cfg.ciphers),
-            ciphersuites: opt_str(cfg.ciphersuites),
-            client_cert_file: opt_str(cfg.clientcertfile),
-            client_key_file: opt_str(cfg.clientkeyfile),
-            verify_clients: opt_str(cfg.clientverify),
-        };
+        let conf = server_conf(cfg);
         match ServerContext::build(&conf) {
             Ok(ctx) => {
                 let ctx = store().set_server(ctx);
                 log::info!(
-                    "{} serving TLS 1.2/1.3 with certificate \"{}\"",
+                    "{} serving TLS 1.2/1.3 with {}",
                     version_str(),
-                    conf.cert_file.as_deref().unwrap_or("")
+                    identity_source(&conf)
                 );
                 Arc::as_ptr(&ctx) as *mut c_void
             }
@@ -229,6 +219,157 @@ pub unsafe extern "C" fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mu
             }
         }
     })
+}
+
+/// The server settings: pmcd's parsed `tls.conf` plus our own keys from the
+/// same file (which libpcp's parser skips). A `tls-cert-file` that is only
+/// the placeholder [`__pmGetSecureConfig`] put there for `tls-nssdb` is
+/// dropped again.
+///
+/// # Safety
+/// The fields of `cfg` are NULL or NUL-terminated strings.
+unsafe fn server_conf(cfg: &__pmSecureConfig) -> TlsConf {
+    let own = own_settings();
+    let mut cert_file = opt_str(cfg.certfile);
+    if own.nssdb.is_some() && cert_file == own.nssdb {
+        cert_file = None;
+    }
+    TlsConf {
+        ca_cert_file: opt_str(cfg.cacertfile),
+        ca_cert_dir: opt_str(cfg.cacertdir),
+        cert_file,
+        key_file: opt_str(cfg.keyfile),
+        ciphers: opt_str(cfg.ciphers),
+        ciphersuites: opt_str(cfg.ciphersuites),
+        client_cert_file: opt_str(cfg.clientcertfile),
+        client_key_file: opt_str(cfg.clientkeyfile),
+        verify_clients: opt_str(cfg.clientverify),
+        ..own
+    }
+}
+
+/// This process's `tls.conf` as we parse it (all keys, ours included);
+/// empty when there is none.
+fn own_settings() -> TlsConf {
+    config::tls_conf_path()
+        .and_then(|p| TlsConf::load(&p).ok())
+        .unwrap_or_default()
+}
+
+/// Where the server's certificate comes from, for the log.
+fn identity_source(conf: &TlsConf) -> String {
+    match (&conf.nssdb, &conf.cert_file) {
+        (Some(db), _) => format!(
+            "certificate \"{}\" of NSS database \"{db}\"",
+            conf.cert_nickname
+                .as_deref()
+                .unwrap_or(config::DEFAULT_NICKNAME)
+        ),
+        (None, Some(file)) => format!("certificate \"{file}\""),
+        (None, None) => "no certificate".into(),
+    }
+}
+
+/// libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
+/// but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
+/// TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
+/// from an NSS database. Returns libpcp's result, or `-ENOSYS` when libpcp
+/// is not loaded.
+///
+/// # Safety
+/// `config` is NULL or points to a writable `__pmSecureConfig`.
+#[no_mangle]
+pub unsafe extern "C" fn __pmGetSecureConfig(config: *mut __pmSecureConfig) -> c_int {
+    entry!(-libc::EINVAL, {
+        let Some(libpcp) = next::get_secure_config() else {
+            log::error!("libpcp's __pmGetSecureConfig is not loaded; tls.conf is not read");
+            return -libc::ENOSYS;
+        };
+        let sts = libpcp(config.cast());
+        let Some(cfg) = config.as_mut() else {
+            return sts;
+        };
+        if sts == 0 && cfg.certfile.is_null() {
+            if let Some(db) = own_settings().nssdb {
+                if let Ok(db) = std::ffi::CString::new(db) {
+                    // libpcp frees the field with free(): allocate it with malloc.
+                    cfg.certfile = libc::strdup(db.as_ptr());
+                }
+            }
+        }
+        sts
+    })
+}
+
+/// NSS-era server setup (PCP 5 signature): serve TLS with the certificate
+/// "PCP Collector certificate" of NSS database `db` (NULL:
+/// `sql:/etc/pki/nssdb`), unlocked with the password in `passwd_file`
+/// (NULL: none). Returns 0, or a negative PCP error after logging why.
+///
+/// # Safety
+/// `db` and `passwd_file` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureServerSetup(
+    db: *const c_char,
+    passwd_file: *const c_char,
+) -> c_int {
+    entry!(pcp::PM_ERR_TLS, {
+        setup_from_nssdb(opt_str(db), opt_str(passwd_file), None)
+    })
+}
+
+/// NSS-era server setup (PCP 5 signature): like `__pmSecureServerSetup`,
+/// with the certificate named by `nickname` (NULL: "PCP Collector
+/// certificate").
+///
+/// # Safety
+/// `db`, `passwd_file` and `nickname` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureServerCertificateSetup(
+    db: *const c_char,
+    passwd_file: *const c_char,
+    nickname: *const c_char,
+) -> c_int {
+    entry!(pcp::PM_ERR_TLS, {
+        setup_from_nssdb(opt_str(db), opt_str(passwd_file), opt_str(nickname))
+    })
+}
+
+/// Builds and installs the server context from an NSS database, with the
+/// other settings (CAs, ciphers, client verification) of `tls.conf`.
+fn setup_from_nssdb(
+    db: Option<String>,
+    passwd_file: Option<String>,
+    nickname: Option<String>,
+) -> c_int {
+    let conf = TlsConf {
+        cert_file: None,
+        key_file: None,
+        nssdb: Some(db.unwrap_or_else(|| "sql:/etc/pki/nssdb".into())),
+        nssdb_password_file: passwd_file,
+        cert_nickname: nickname,
+        ..own_settings()
+    };
+    match ServerContext::build(&conf) {
+        Ok(ctx) => {
+            store().set_server(ctx);
+            log::info!(
+                "{} serving TLS 1.2/1.3 with {}",
+                version_str(),
+                identity_source(&conf)
+            );
+            0
+        }
+        Err(e) => {
+            let now = if store().server().is_some() {
+                "the server's TLS settings are unchanged"
+            } else {
+                "TLS is off"
+            };
+            log::error!("{e}; {now}");
+            e.code()
+        }
+    }
 }
 
 /// Drops the server TLS context `ctx` (a handle from

@@ -29,6 +29,8 @@ pub mod io;
 pub mod keylog;
 pub mod log;
 pub mod next;
+pub mod nssconf;
+pub mod nssdb;
 pub mod pcp;
 pub mod prompt;
 pub mod select;

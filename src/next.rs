@@ -18,6 +18,8 @@ pub type HasFeatureFn = unsafe extern "C" fn(c_int) -> c_int;
 pub type CloseSocketFn = unsafe extern "C" fn(c_int);
 /// `void __pmFreeSecureConfig(__pmSecureConfig *)`
 pub type FreeSecureConfigFn = unsafe extern "C" fn(*mut c_void);
+/// `int __pmGetSecureConfig(__pmSecureConfig *)`.
+pub type GetSecureConfigFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 /// `int select(int, fd_set *, fd_set *, fd_set *, struct timeval *)`
 pub type SelectFn = unsafe extern "C" fn(
     c_int,
@@ -64,6 +66,10 @@ next_fn!(
 next_fn!(
     /// libc's `select`.
     select, SelectFn, c"select"
+);
+next_fn!(
+    /// libpcp's `tls.conf` reader.
+    get_secure_config, GetSecureConfigFn, c"__pmGetSecureConfig"
 );
 next_fn!(
     /// libpcp's release of a parsed `tls.conf` (its strings are libpcp's).

@@ -42,24 +42,25 @@ impl ServerContext {
     /// Builds the context from the server's settings; every error names the
     /// setting and file at fault.
     pub fn build(conf: &TlsConf) -> Result<ServerContext> {
-        let cert_file = conf
-            .cert_file
-            .as_deref()
-            .ok_or_else(|| Error::Config("tls-cert-file is not set".into()))?;
-        let key_file = conf.key_file.as_deref().ok_or_else(|| {
-            Error::Config(format!(
-                "tls-key-file is not set (tls-cert-file is \"{cert_file}\")"
-            ))
-        })?;
         let provider = suites::provider(conf)?;
-        let chain = certs::load_chain("tls-cert-file", cert_file)?;
-        let key = certs::load_key("tls-key-file", key_file)?;
-        let identity = Arc::new(certs::certified_key(chain, key).map_err(|e| {
-            Error::Config(format!(
-                "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
-            ))
-        })?);
-        let anchors = certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())?;
+        let (identity, db_cas) = match crate::nssconf::server(conf)? {
+            Some((key, cas)) => (Arc::new(key), cas),
+            None => (Arc::new(pem_identity(conf)?), Vec::new()),
+        };
+        let anchors =
+            match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
+                Some(anchors) => Some(anchors),
+                None if !db_cas.is_empty() => {
+                    let mut roots = RootCertStore::empty();
+                    roots.add_parsable_certificates(db_cas);
+                    Some(certs::Anchors {
+                        roots,
+                        crls: Vec::new(),
+                        fingerprints: Vec::new(),
+                    })
+                }
+                None => None,
+            };
         let crls = anchors.as_ref().map(|a| a.crls.clone()).unwrap_or_default();
         let roots = anchors.map(|a| a.roots);
         let key_log = crate::keylog::from_env();
@@ -136,6 +137,26 @@ impl ServerContext {
     pub fn verify_clients(&self) -> bool {
         self.verify_clients
     }
+}
+
+/// The server's certificate and key from `tls-cert-file` and `tls-key-file`.
+fn pem_identity(conf: &TlsConf) -> Result<CertifiedKey> {
+    let cert_file = conf
+        .cert_file
+        .as_deref()
+        .ok_or_else(|| Error::Config("neither tls-cert-file nor tls-nssdb is set".into()))?;
+    let key_file = conf.key_file.as_deref().ok_or_else(|| {
+        Error::Config(format!(
+            "tls-key-file is not set (tls-cert-file is \"{cert_file}\")"
+        ))
+    })?;
+    let chain = certs::load_chain("tls-cert-file", cert_file)?;
+    let key = certs::load_key("tls-key-file", key_file)?;
+    certs::certified_key(chain, key).map_err(|e| {
+        Error::Config(format!(
+            "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
+        ))
+    })
 }
 
 /// The server's one certificate chain and key, whatever the client asks for.
@@ -215,6 +236,12 @@ impl ClientContext {
                 ),
             };
         let (anchors, trust_source) = with_user_cas(anchors, trust_source);
+        let pem_identity_set = conf.client_cert_file.is_some() || conf.client_key_file.is_some();
+        let nss = crate::nssconf::client(conf, !pem_identity_set)?;
+        let (anchors, trust_source) = match &nss {
+            Some(nss) => with_nss_trust(anchors, trust_source, nss),
+            None => (anchors, trust_source),
+        };
         let identity = match (
             conf.client_cert_file.as_deref(),
             conf.client_key_file.as_deref(),
@@ -238,7 +265,7 @@ impl ClientContext {
                     "tls-client-key-file \"{key}\" is set but tls-client-cert-file is not"
                 )))
             }
-            (None, None) => None,
+            (None, None) => nss.and_then(|n| n.identity),
         };
         let webpki = match verify::webpki(anchors.roots.clone(), &anchors.crls, &provider) {
             Ok(v) => v,
@@ -374,6 +401,37 @@ fn with_user_cas(mut anchors: certs::Anchors, source: String) -> (certs::Anchors
     let source = format!(
         "{source} and {added} CA(s) of trust store \"{}\"",
         store.file().display()
+    );
+    (anchors, source)
+}
+
+/// Adds what the client's NSS database trusts: its CAs as anchors, and its
+/// peer ("P") certificates as trusted in themselves.
+fn with_nss_trust(
+    mut anchors: certs::Anchors,
+    source: String,
+    nss: &crate::nssconf::ClientNss,
+) -> (certs::Anchors, String) {
+    let mut cas = 0;
+    for ca in &nss.cas {
+        match anchors.roots.add(ca.clone()) {
+            Ok(()) => {
+                anchors.fingerprints.push(crate::certinfo::sha256(ca));
+                cas += 1;
+            }
+            Err(e) => log::warning!(
+                "NSS database \"{}\": a trusted CA is not usable ({e}); ignored",
+                nss.spec
+            ),
+        }
+    }
+    anchors
+        .fingerprints
+        .extend(nss.peers.iter().map(|p| crate::certinfo::sha256(p)));
+    let source = format!(
+        "{source} and NSS database \"{}\" ({cas} CA(s), {} server certificate(s))",
+        nss.spec,
+        nss.peers.len()
     );
     (anchors, source)
 }

@@ -6,10 +6,12 @@
 //! c-tests/ with `cc` and `pkg-config --cflags --libs libpcp_secure` against
 //! that prefix and runs it: the header's types and layout (abi), the
 //! handshake test dynamically and statically linked, the failing-handshake
-//! test (bad_ca) and the plain pass-through test.
+//! test (bad_ca), the plain pass-through test and the NSS-era server setup
+//! from a certutil-made database (nssdb).
 //! Also checks the shared library's SONAME and exported symbols.
 //!
-//! Needs cc, pkg-config, openssl, readelf and nm (scripts/install-deps).
+//! Needs cc, pkg-config, openssl, certutil, readelf and nm
+//! (scripts/install-deps).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,9 @@ const EXPORTS: &[&str] = &[
     "__pmSecureServerHandshake",
     "__pmSecureServerInit",
     "__pmSecureServerShutdown",
+    "__pmSecureServerSetup",
+    "__pmSecureServerCertificateSetup",
+    "__pmGetSecureConfig",
     "__pmServerHasFeature",
     "__pmSend",
     "__pmRecv",
@@ -144,6 +149,7 @@ struct Setup {
     _tmp: tempfile::TempDir,
     prefix: PathBuf,
     certs: PathBuf,
+    nssdb: PathBuf,
     bin: PathBuf,
 }
 
@@ -185,10 +191,17 @@ fn setup() -> Setup {
             .arg(src.join("c-tests/gencerts.sh"))
             .arg(&certs),
     );
+    let nssdb = tmp.path().join("nssdb");
+    run_ok(
+        Command::new("bash")
+            .arg(src.join("c-tests/gennssdb.sh"))
+            .arg(&nssdb),
+    );
     Setup {
         _tmp: tmp,
         prefix,
         certs,
+        nssdb,
         bin,
     }
 }
@@ -306,6 +319,9 @@ fn run_program(
         .env_remove("PCP_SECURE_HANDSHAKE_TIMEOUT")
         .env_remove("PMCD_REQUEST_TIMEOUT")
         .env_remove("LD_PRELOAD")
+        .env_remove("PCP_SECURE_DB_PATH")
+        // No NSS database of the person running the tests is read.
+        .env("HOME", &setup.bin)
         .env("PCP_CONF", "/dev/null");
     if dynamic {
         cmd.env("LD_LIBRARY_PATH", setup.prefix.join("lib"));
@@ -388,6 +404,12 @@ fn c_programs_against_the_installed_library() {
     }
     if let Some(bin) = compile(&setup, "plain", "plain", &libs, &mut failures) {
         run_program(&setup, &bin, &[], true, &mut failures);
+    }
+    if let Some(bin) = compile(&setup, "nssdb", "nssdb", &libs, &mut failures) {
+        let nss = &setup.nssdb;
+        let db = PathBuf::from(format!("sql:{}", nss.join("db").display()));
+        let args = [db, nss.join("password"), nss.join("ca.crt")];
+        run_program(&setup, &bin, &args, true, &mut failures);
     }
     if let Some(bin) = compile(
         &setup,

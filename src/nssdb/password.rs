@@ -1,0 +1,134 @@
+//! Password files of NSS databases, with the rule of PCP's guide: owned by
+//! the user the service runs as, readable by that user only (mode 0400).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+/// The largest password file read (libpcp's NSS-era limit).
+const MAX_LEN: u64 = 256;
+
+/// The passwords a password file may hold, most likely first: the whole
+/// file without trailing CR/LF (how PCP's server read it), then its first
+/// line (how certutil -f reads it), if different. `key` names the setting
+/// for messages.
+pub fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
+    let file = std::fs::File::open(Path::new(path))
+        .map_err(|e| format!("{key} \"{path}\": cannot open ({e})"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{key} \"{path}\": cannot stat ({e})"))?;
+    check_owner_and_mode(key, path, &meta)?;
+    if meta.len() > MAX_LEN {
+        return Err(format!(
+            "{key} \"{path}\": larger than {MAX_LEN} bytes; it should hold only the database password"
+        ));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_LEN), &mut bytes)
+        .map_err(|e| format!("{key} \"{path}\": cannot read ({e})"))?;
+    Ok(candidates(&bytes))
+}
+
+fn candidates(bytes: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
+    let whole = bytes.trim_ascii_end_crlf();
+    let first = bytes
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or(&[])
+        .trim_ascii_end_crlf();
+    let mut out = vec![Zeroizing::new(whole.to_vec())];
+    if first != whole {
+        out.push(Zeroizing::new(first.to_vec()));
+    }
+    out
+}
+
+trait TrimCrLf {
+    fn trim_ascii_end_crlf(&self) -> &[u8];
+}
+
+impl TrimCrLf for [u8] {
+    fn trim_ascii_end_crlf(&self) -> &[u8] {
+        let mut s = self;
+        while let [rest @ .., b'\r' | b'\n'] = s {
+            s = rest;
+        }
+        s
+    }
+}
+
+/// The guide's rule: owned by the user this process runs as, mode 0400.
+pub fn check_owner_and_mode(key: &str, path: &str, meta: &std::fs::Metadata) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    if meta.uid() != euid {
+        return Err(format!(
+            "{key} \"{path}\": owned by uid {} but this process runs as {} (uid {euid}); \
+             the password file must belong to the user the service runs as \
+             (chown {} \"{path}\")",
+            meta.uid(),
+            user_name(euid),
+            user_name(euid)
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o400 {
+        return Err(format!(
+            "{key} \"{path}\": mode {mode:04o}, but it must be 0400 (readable by its owner only): chmod 0400 \"{path}\""
+        ));
+    }
+    Ok(())
+}
+
+/// The name of user `uid`, or the number.
+pub fn user_name(uid: libc::uid_t) -> String {
+    let mut buf = vec![0 as libc::c_char; 1024];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: the buffers outlive the call; the result points into them.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+        // SAFETY: getpwuid_r filled pw_name with a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    uid.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn whole_file_then_first_line() {
+        let c = candidates(b"secret\r\n");
+        assert_eq!(c.len(), 1);
+        assert_eq!(&c[0][..], b"secret");
+        let c = candidates(b"one\ntwo\n");
+        assert_eq!(&c[0][..], b"one\ntwo");
+        assert_eq!(&c[1][..], b"one");
+        assert_eq!(&candidates(b"\n")[0][..], b"");
+    }
+
+    #[test]
+    fn mode_must_be_0400() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw");
+        std::fs::write(&path, "secret\n").unwrap();
+        let p = path.to_str().unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read("tls-nssdb-password-file", p).unwrap_err();
+        assert!(
+            e.contains("0644") && e.contains("0400") && e.contains(p),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(
+            &read("tls-nssdb-password-file", p).unwrap()[0][..],
+            b"secret"
+        );
+    }
+}
