@@ -36,13 +36,31 @@ pub struct TlsConf {
     /// `tls-nssdb-password-file` (ours): the file holding the database
     /// password (owned by the user of the process, mode 0400).
     pub nssdb_password_file: Option<String>,
+    /// `tls-client-nssdb` (ours): the client's NSS database (else
+    /// `$PCP_SECURE_DB_PATH` or `~/.pki/nssdb` when they hold one).
+    pub client_nssdb: Option<String>,
+    /// `tls-client-cert-nickname` (ours): the client certificate to present
+    /// from the client's NSS database.
+    pub client_cert_nickname: Option<String>,
+    /// `tls-client-nssdb-password-file` (ours): the password file of the
+    /// client's NSS database (owned by the user, mode 0400).
+    pub client_nssdb_password_file: Option<String>,
 }
 
 /// Keys of our own, which libpcp's parser ignores. They are matched
 /// exactly, and their values run to the end of the line (a `#` starts a
 /// comment; surrounding double quotes are removed), so that nicknames may
-/// contain spaces.
-const OWN_KEYS: [&str; 3] = ["tls-nssdb", "tls-cert-nickname", "tls-nssdb-password-file"];
+/// contain spaces. The server's and the client's are separate, as
+/// `tls-cert-file` and `tls-client-cert-file` are, because pmcd and the
+/// tools on a collector usually share one `tls.conf`.
+const OWN_KEYS: [&str; 6] = [
+    "tls-nssdb",
+    "tls-cert-nickname",
+    "tls-nssdb-password-file",
+    "tls-client-nssdb",
+    "tls-client-cert-nickname",
+    "tls-client-nssdb-password-file",
+];
 
 /// The keys in the order libpcp tries them: a key written in the file matches
 /// the first of these that it is a prefix of (libpcp's rule, kept on purpose).
@@ -110,7 +128,10 @@ impl TlsConf {
         match index {
             0 => &mut self.nssdb,
             1 => &mut self.cert_nickname,
-            _ => &mut self.nssdb_password_file,
+            2 => &mut self.nssdb_password_file,
+            3 => &mut self.client_nssdb,
+            4 => &mut self.client_cert_nickname,
+            _ => &mut self.client_nssdb_password_file,
         }
     }
 }
@@ -247,6 +268,17 @@ mod tests {
             Some("PCP Collector certificate")
         );
         assert_eq!(conf.nssdb_password_file.as_deref(), Some("/etc/pcp/nss pw"));
+        assert_eq!(conf.client_nssdb, None);
+        let client = TlsConf::parse(
+            "tls-client-nssdb = sql:/home/me/.pki/nssdb\ntls-client-cert-nickname = me\ntls-client-nssdb-password-file = /p\n",
+        );
+        assert_eq!(
+            client.client_nssdb.as_deref(),
+            Some("sql:/home/me/.pki/nssdb")
+        );
+        assert_eq!(client.client_cert_nickname.as_deref(), Some("me"));
+        assert_eq!(client.client_nssdb_password_file.as_deref(), Some("/p"));
+        assert_eq!((client.nssdb, client.cert_nickname), (None, None));
         // Our keys do not disturb libpcp's prefix rule, nor it ours.
         assert_eq!(conf.cert_file, None);
         assert_eq!(

@@ -14,7 +14,10 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::nssdb::{self, Database, Purpose};
 
-const PASSWORD_KEY: &str = "tls-nssdb-password-file";
+/// The setting naming the server's password file.
+pub const PASSWORD_KEY: &str = "tls-nssdb-password-file";
+/// The setting naming the client's password file.
+pub const CLIENT_PASSWORD_KEY: &str = "tls-client-nssdb-password-file";
 
 /// The server's identity from `tls-nssdb`, and the CAs the database trusts
 /// to issue client certificates. `Ok(None)` when `tls-nssdb` is not set.
@@ -40,7 +43,7 @@ pub fn server(conf: &TlsConf) -> Result<Option<(CertifiedKey, Vec<CertificateDer
     }
     let key = certs::certified_key(identity.chain, identity.key).map_err(|e| {
         Error::Config(format!(
-            "NSS database \"{spec}\": the key of \"{nickname}\" cannot be used ({e})"
+            "NSS database \"{spec}\": the certificate \"{nickname}\" and its key cannot be used ({e})"
         ))
     })?;
     let (client_cas, _) = unlocked.trusted(Purpose::Client);
@@ -59,11 +62,12 @@ pub struct ClientNss {
     pub spec: String,
 }
 
-/// Where the client's database is: `tls-nssdb`, else `$PCP_SECURE_DB_PATH`
-/// or `$HOME/.pki/nssdb` when they hold one. The flag says whether it was
-/// named explicitly (then problems are errors, else warnings).
-fn client_location(conf: &TlsConf) -> Option<(String, bool)> {
-    if let Some(spec) = &conf.nssdb {
+/// Where the client's database is: `tls-client-nssdb`, else
+/// `$PCP_SECURE_DB_PATH` or `$HOME/.pki/nssdb` when they hold one. The flag
+/// says whether it was named explicitly (then problems are errors, else
+/// warnings).
+pub fn client_location(conf: &TlsConf) -> Option<(String, bool)> {
+    if let Some(spec) = &conf.client_nssdb {
         return Some((spec.clone(), true));
     }
     let candidates = [
@@ -77,14 +81,18 @@ fn client_location(conf: &TlsConf) -> Option<(String, bool)> {
         .map(|dir| (format!("sql:{}", dir.display()), false))
 }
 
-/// The client's NSS database contents, if there is a database.
+/// The client's NSS database contents, if there is a database. Problems
+/// with a database or nickname named in `tls.conf` are errors; with one
+/// found in its usual place they are warnings and it is left out. A
+/// client certificate that cannot be used only costs the certificate
+/// (unless its nickname was asked for), not the database's trust.
 pub fn client(conf: &TlsConf, want_identity: bool) -> Result<Option<ClientNss>> {
     let Some((spec, explicit)) = client_location(conf) else {
         return Ok(None);
     };
     match read_client(conf, &spec, want_identity) {
         Ok(found) => Ok(Some(found)),
-        Err(e) if explicit => Err(Error::Config(e)),
+        Err(e) if explicit || conf.client_cert_nickname.is_some() => Err(Error::Config(e)),
         Err(e) => {
             log::warning!("{e}; the database is not used");
             Ok(None)
@@ -98,34 +106,39 @@ fn read_client(
     want_identity: bool,
 ) -> std::result::Result<ClientNss, String> {
     let db = Database::open(spec)?;
-    let unlocked = db.unlock_with(PASSWORD_KEY, conf.nssdb_password_file.as_deref())?;
+    let unlocked = db.unlock_with(
+        CLIENT_PASSWORD_KEY,
+        conf.client_nssdb_password_file.as_deref(),
+    )?;
     let (cas, peers) = unlocked.trusted(Purpose::Server);
-    let nickname = conf.cert_nickname.as_deref();
+    let nickname = conf.client_cert_nickname.as_deref();
     let has_candidate = db
         .certificates()
         .iter()
         .any(|c| db.has_key(c) && !c.is_ca());
-    let identity =
-        if want_identity && (nickname.is_some() || has_candidate) {
-            match unlocked.identity(nickname, Purpose::Client) {
-                Ok(id) => {
-                    for warning in &id.warnings {
-                        log::debug!("{warning}");
-                    }
-                    let name = id.nickname.clone();
-                    Some(Arc::new(certs::certified_key(id.chain, id.key).map_err(|e| {
-                    format!("NSS database \"{spec}\": the key of \"{name}\" cannot be used ({e})")
-                })?))
+    let identity = if want_identity && (nickname.is_some() || has_candidate) {
+        let found = unlocked
+            .identity(nickname, Purpose::Client)
+            .and_then(|id| {
+                for warning in &id.warnings {
+                    log::debug!("{warning}");
                 }
-                Err(e) if nickname.is_none() => {
-                    log::warning!("{e}; no client certificate will be presented");
-                    None
-                }
-                Err(e) => return Err(e),
+                let name = id.nickname.clone();
+                certs::certified_key(id.chain, id.key).map_err(|e| {
+                    format!("NSS database \"{spec}\": the certificate \"{name}\" and its key cannot be used ({e})")
+                })
+            });
+        match found {
+            Ok(key) => Some(Arc::new(key)),
+            Err(e) if nickname.is_some() => return Err(e),
+            Err(e) => {
+                log::warning!("{e}; no client certificate will be presented");
+                None
             }
-        } else {
-            None
-        };
+        }
+    } else {
+        None
+    };
     Ok(ClientNss {
         cas,
         peers,

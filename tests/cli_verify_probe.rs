@@ -7,6 +7,9 @@
 //! (PCP_SECURE_DB_PATH), tls.conf (PCP_TLSCONF_PATH) and, for `verify` and
 //! `systemd`, its own root directory (--root), so that nothing of the
 //! machine running the tests matters or is touched.
+//!
+//! The NSS database cases of `verify` build real databases with certutil
+//! and pk12util (libnss3-tools), with helpers local to this file.
 
 mod support;
 
@@ -662,6 +665,696 @@ fn verify_json_escapes_and_parses() {
         "{}",
         run.stdout
     );
+}
+
+// ---------------------------------------------------------------------------
+// verify with NSS databases (tls-nssdb)
+
+const CERTUTIL: &str = "/usr/bin/certutil";
+const PK12UTIL: &str = "/usr/bin/pk12util";
+const COLLECTOR: &str = "PCP Collector certificate";
+
+/// Runs an NSS tool or openssl, panicking with its output when it fails.
+fn tool(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} (libnss3-tools, openssl): {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A serial number no other certificate of this test process has (certutil
+/// refuses a second issuer/serial pair: SEC_ERROR_REUSED_ISSUER_AND_SERIAL).
+fn serial() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1000);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .to_string()
+}
+
+/// An NSS sql: database made with certutil, in `DIR/db`, with its password
+/// in `DIR/password` (mode 0400; an empty line for no password).
+struct NssDb {
+    dir: TempDir,
+}
+
+impl NssDb {
+    fn new(password: &str) -> NssDb {
+        let dir = tempdir("pcp-secure-nssdb.");
+        let db = NssDb { dir };
+        fs::create_dir(db.db_dir()).unwrap();
+        fs::write(db.path("password"), format!("{password}\n")).unwrap();
+        fs::set_permissions(db.path("password"), fs::Permissions::from_mode(0o400)).unwrap();
+        let noise: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+        fs::write(db.path("noise"), noise).unwrap();
+        db.certutil(&["-N"]);
+        db
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_str().unwrap().to_string()
+    }
+
+    fn db_dir(&self) -> PathBuf {
+        self.dir.path().join("db")
+    }
+
+    fn spec(&self) -> String {
+        format!("sql:{}", self.db_dir().display())
+    }
+
+    fn password_file(&self) -> String {
+        self.path("password")
+    }
+
+    /// certutil ARGS -d sql:DIR -f PASSWORD
+    fn certutil(&self, args: &[&str]) {
+        let (spec, pw) = (self.spec(), self.password_file());
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["-d", &spec, "-f", &pw]);
+        tool(CERTUTIL, &all);
+    }
+
+    /// A self-signed CA trusted for servers and clients ("CT,,").
+    fn ca(&self, nick: &str) -> &Self {
+        let (serial, noise) = (serial(), self.path("noise"));
+        let subject = format!("CN={nick}");
+        self.certutil(&[
+            "-S", "-x", "-n", nick, "-s", &subject, "-t", "CT,,", "-m", &serial, "-v", "120", "-k",
+            "ec", "-q", "nistp256", "-z", &noise,
+        ]);
+        self
+    }
+
+    /// A certificate for `sans` (DNS names) issued by `ca`, with its key,
+    /// valid from `warp` months from now for `months` months.
+    fn issue(&self, nick: &str, cn: &str, ca: &str, sans: &str, warp: i32, months: u32) -> &Self {
+        let (serial, noise) = (serial(), self.path("noise"));
+        let (subject, warp, months) = (format!("CN={cn}"), warp.to_string(), months.to_string());
+        self.certutil(&[
+            "-S", "-n", nick, "-s", &subject, "-c", ca, "-t", ",,", "-8", sans, "-m", &serial,
+            "-w", &warp, "-v", &months, "-k", "ec", "-q", "nistp256", "-z", &noise,
+        ]);
+        self
+    }
+
+    /// Imports a PEM certificate and key (as `nick`) and their CA (trusted
+    /// "CT,,"), the way certificates made with openssl get into NSS.
+    fn import_pem(&self, nick: &str, cert: &str, key: &str, ca: &str) -> &Self {
+        self.certutil(&["-A", "-n", "PEM test CA", "-t", "CT,,", "-i", ca]);
+        let p12 = self.path("import.p12");
+        tool(
+            "openssl",
+            &[
+                "pkcs12",
+                "-export",
+                "-in",
+                cert,
+                "-inkey",
+                key,
+                "-name",
+                nick,
+                "-out",
+                &p12,
+                "-passout",
+                "pass:p12-pw",
+            ],
+        );
+        let (spec, pw) = (self.spec(), self.password_file());
+        tool(
+            PK12UTIL,
+            &["-i", &p12, "-d", &spec, "-k", &pw, "-W", "p12-pw"],
+        );
+        self
+    }
+
+    /// The password file's contents and mode.
+    fn set_password_file(&self, text: &str, mode: u32) {
+        let pw = self.password_file();
+        fs::set_permissions(&pw, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&pw, text).unwrap();
+        fs::set_permissions(&pw, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// tls.conf lines using this database (and its password file unless
+    /// the password is empty), plus `more`.
+    fn conf(&self, with_password_file: bool, more: &[(&str, &str)]) -> String {
+        let (spec, pw) = (self.spec(), self.password_file());
+        let mut pairs = vec![("tls-nssdb", spec.as_str())];
+        if with_password_file {
+            pairs.push(("tls-nssdb-password-file", pw.as_str()));
+        }
+        pairs.extend_from_slice(more);
+        tls_conf(&pairs)
+    }
+}
+
+/// A database with the password "nss-secret", a CA and the collector's
+/// certificate for localhost (valid ten years).
+fn collector_db() -> NssDb {
+    let db = NssDb::new("nss-secret");
+    db.ca("PCP test CA")
+        .issue(COLLECTOR, "localhost", "PCP test CA", "localhost", 0, 120);
+    db
+}
+
+/// The user running the tests, as `--service-user` takes it.
+fn me() -> (String, String) {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    (uid.to_string(), pcp_secure::nssdb::password::user_name(uid))
+}
+
+#[test]
+fn verify_passes_a_good_nss_collector() {
+    let db = collector_db();
+    let user = User::new(&db.conf(true, &[]));
+    let (uid, name) = me();
+    let run = user.verify(&["--service-user", &uid, "--host", "localhost"]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert!(fail_lines(&run).is_empty(), "{}", run.describe());
+    let (spec, pw) = (db.spec(), db.password_file());
+    assert_check(
+        &run,
+        "tls.conf",
+        "ok",
+        &["tls-nssdb, tls-nssdb-password-file"],
+    );
+    assert_check(
+        &run,
+        "server NSS database",
+        "ok",
+        &[
+            &format!("\"{spec}\" (tls-nssdb)"),
+            &format!("readable by {name}"),
+            "2 certificate(s)",
+        ],
+    );
+    assert_check(
+        &run,
+        "server NSS password file",
+        "ok",
+        &[
+            &format!("tls-nssdb-password-file \"{pw}\": owned by {name}"),
+            "mode 0400",
+        ],
+    );
+    assert_check(
+        &run,
+        "server NSS database password",
+        "ok",
+        &[&format!(
+            "the database unlocks with tls-nssdb-password-file \"{pw}\""
+        )],
+    );
+    assert_check(
+        &run,
+        "server certificate",
+        "ok",
+        &[
+            "\"PCP Collector certificate\" (the default tls-cert-nickname)",
+            "CN=localhost, issued by CN=PCP test CA",
+        ],
+    );
+    assert_check(
+        &run,
+        "server key",
+        "ok",
+        &["key4.db holds the private key of \"PCP Collector certificate\""],
+    );
+    assert_check(
+        &run,
+        "server TLS setup",
+        "ok",
+        &["the key fits the certificate"],
+    );
+    assert_check(
+        &run,
+        "server certificate chain",
+        "ok",
+        &[&format!("chains to the CA(s) trusted in \"{spec}\" (1)")],
+    );
+    assert_check(
+        &run,
+        "server certificate validity",
+        "ok",
+        &["valid until", "days left"],
+    );
+    assert_check(&run, "server name \"localhost\"", "ok", &["DNS:localhost"]);
+    // The server's NSS settings are not the clients' (pmcd and the tools
+    // usually share one tls.conf): no client NSS lines, and the client setup
+    // presents no certificate from the server's database.
+    lacks(&run.stdout, "client NSS", &run.describe());
+    assert_check(&run, "client TLS setup", "ok", &["no client certificate"]);
+    // Named with the client's own keys, the same database is the clients'.
+    user.set_conf(&format!(
+        "{}tls-client-nssdb = {spec}\ntls-client-nssdb-password-file = {}\n",
+        db.conf(true, &[]),
+        db.password_file()
+    ));
+    let run = user.verify(&["--service-user", &uid, "--host", "localhost"]);
+    assert_check(
+        &run,
+        "client NSS database",
+        "ok",
+        &[
+            &format!("\"{spec}\" (from tls-client-nssdb in"),
+            "2 certificate(s)",
+        ],
+    );
+    assert_check(&run, "client NSS password file", "ok", &["mode 0400"]);
+    assert_check(
+        &run,
+        "client NSS trust",
+        "ok",
+        &["trusts 1 CA(s)", "accepts 0 server certificate(s)"],
+    );
+    assert_check(
+        &run,
+        "client TLS setup",
+        "ok",
+        &["1 CA(s)", "a client certificate from the NSS database"],
+    );
+
+    // A nickname of our own, and the JSON form.
+    db.issue(
+        "collector2",
+        "localhost",
+        "PCP test CA",
+        "localhost",
+        0,
+        120,
+    );
+    user.set_conf(&db.conf(true, &[("tls-cert-nickname", "collector2")]));
+    let run = user.verify(&["--service-user", &uid, "--json"]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    let counts = python_json_check(&run.stdout);
+    assert!(counts.ends_with(" 0"), "{counts}\n{}", run.stdout);
+    has(
+        &run.stdout,
+        "\"\\\"collector2\\\" (tls-cert-nickname) in",
+        &run.describe(),
+    );
+}
+
+#[test]
+fn verify_fails_an_nss_password_file_others_can_read() {
+    let db = collector_db();
+    let pw = db.password_file();
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o644)).unwrap();
+    let user = User::new(&db.conf(true, &[]));
+    let (uid, _) = me();
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS password file",
+        "FAIL",
+        &[
+            &format!("tls-nssdb-password-file \"{pw}\": mode 0644"),
+            "must be 0400",
+            &format!("chmod 0400 \"{pw}\""),
+        ],
+    );
+    // Not unlocked with a file that breaks the rule; what needs no
+    // password is still checked.
+    lacks(&run.stdout, "server NSS database password", &run.describe());
+    lacks(&run.stdout, "server TLS setup", &run.describe());
+    assert_check(
+        &run,
+        "server certificate",
+        "ok",
+        &["PCP Collector certificate"],
+    );
+    assert_check(&run, "server certificate validity", "ok", &["valid until"]);
+    // Every FAIL (pmcd's and the clients') is about that file.
+    for l in fail_lines(&run) {
+        assert!(
+            l.contains(&pw),
+            "a FAIL not about {pw}: {l}\n{}",
+            run.describe()
+        );
+    }
+
+    // Owned by someone else than the user pmcd runs as (nobody here).
+    fs::set_permissions(&pw, fs::Permissions::from_mode(0o400)).unwrap();
+    if user_exists("nobody") {
+        // nobody must be able to read the database itself.
+        fs::set_permissions(db.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(db.db_dir(), fs::Permissions::from_mode(0o755)).unwrap();
+        for f in ["cert9.db", "key4.db"] {
+            fs::set_permissions(db.db_dir().join(f), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let run = user.verify(&["--service-user", "nobody"]);
+        assert_eq!(code(&run), 1, "{}", run.describe());
+        assert_check(
+            &run,
+            "server NSS password file",
+            "FAIL",
+            &[
+                &pw,
+                "but it is read as nobody",
+                &format!("chown nobody \"{pw}\""),
+            ],
+        );
+    }
+}
+
+fn user_exists(name: &str) -> bool {
+    Command::new("getent")
+        .args(["passwd", name])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn verify_fails_a_wrong_nss_password_and_a_missing_nickname() {
+    let db = collector_db();
+    let pw = db.password_file();
+    let user = User::new(&db.conf(true, &[]));
+    let (uid, _) = me();
+
+    db.set_password_file("not-the-password\n", 0o400);
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS database password",
+        "FAIL",
+        &[
+            &format!("the password in tls-nssdb-password-file \"{pw}\" is wrong"),
+            "certutil -N",
+        ],
+    );
+    assert_check(&run, "server NSS password file", "ok", &["mode 0400"]);
+    lacks(&run.stdout, "server TLS setup", &run.describe());
+
+    // The right password, a nickname the database does not have.
+    db.set_password_file("nss-secret\n", 0o400);
+    user.set_conf(&db.conf(true, &[("tls-cert-nickname", "No Such Certificate")]));
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(&run, "server NSS database password", "ok", &[]);
+    assert_check(
+        &run,
+        "server certificate",
+        "FAIL",
+        &[
+            "no certificate \"No Such Certificate\" (tls-cert-nickname)",
+            "\"PCP Collector certificate\", \"PCP test CA\"",
+            "set tls-cert-nickname",
+        ],
+    );
+    lacks(&run.stdout, "server certificate validity", &run.describe());
+
+    // A database without a password needs no password file; one with a
+    // password does.
+    user.set_conf(&db.conf(false, &[]));
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS database password",
+        "FAIL",
+        &["has a password", "tls-nssdb-password-file"],
+    );
+}
+
+#[test]
+fn verify_warns_about_an_nss_certificate_expiring_soon() {
+    // scripts/mkcerts' certificates are valid 30 days: imported with
+    // pk12util as PEM users would.
+    let certs = Certs::new();
+    let db = NssDb::new("");
+    db.import_pem(
+        COLLECTOR,
+        &certs.path("server.crt"),
+        &certs.path("server.key"),
+        &certs.path("ca.crt"),
+    );
+    let user = User::new(&db.conf(false, &[]));
+    let (uid, _) = me();
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS database password",
+        "ok",
+        &["the database has no password"],
+    );
+    assert_check(
+        &run,
+        "server certificate",
+        "ok",
+        &[
+            "CN=localhost",
+            "issued by O=pcp_secure tests, CN=pcp_secure test CA",
+        ],
+    );
+    assert_check(&run, "server TLS setup", "ok", &[]);
+    assert_check(
+        &run,
+        "server certificate chain",
+        "ok",
+        &["chains to the CA(s) trusted in"],
+    );
+    assert_check(
+        &run,
+        "server certificate validity",
+        "warn",
+        &["expires on", "in 29 days", &db.spec(), "pk12util -i"],
+    );
+    assert_check(
+        &run,
+        "server name \"localhost\"",
+        "ok",
+        &["DNS:localhost, IP:127.0.0.1, IP:::1"],
+    );
+
+    // Expired (valid one month, a year ago): pmcd refuses it altogether.
+    db.ca("NSS CA")
+        .issue("old", "localhost", "NSS CA", "localhost", -12, 1);
+    user.set_conf(&db.conf(false, &[("tls-cert-nickname", "old")]));
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server certificate validity",
+        "FAIL",
+        &["expired on", "days ago"],
+    );
+    assert_check(
+        &run,
+        "server TLS setup",
+        "FAIL",
+        &["\"old\" is not valid now"],
+    );
+}
+
+#[test]
+fn verify_fails_conflicting_or_old_nss_settings() {
+    let certs = Certs::new();
+    let db = collector_db();
+    let user = User::new(&db.conf(true, &[("tls-cert-file", &certs.path("server.crt"))]));
+    let (uid, _) = me();
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server certificate",
+        "FAIL",
+        &["tls-cert-file", "and tls-nssdb", "are both set", "keep one"],
+    );
+    lacks(&run.stdout, "server NSS database:", &run.describe());
+
+    // An old Berkeley DB database (cert8.db): the library's advice.
+    let old = tempdir("pcp-secure-cert8.");
+    fs::write(old.path().join("cert8.db"), b"").unwrap();
+    fs::write(old.path().join("key3.db"), b"").unwrap();
+    let dir = old.path().display().to_string();
+    user.set_conf(&tls_conf(&[("tls-nssdb", &format!("sql:{dir}"))]));
+    let run = user.verify(&["--service-user", &uid]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS database",
+        "FAIL",
+        &[
+            "old Berkeley DB database (cert8.db, key3.db)",
+            &format!("fix: convert it once with: certutil -d sql:{dir} -N -f FILE"),
+        ],
+    );
+    // Nothing more to say about the server.
+    lacks(&run.stdout, "server certificate:", &run.describe());
+}
+
+#[test]
+fn verify_reports_a_client_nss_database() {
+    // The trust store directory (PCP_SECURE_DB_PATH) holds an NSS
+    // database: a CA, an accepted self-signed server, a client certificate.
+    let certs = Certs::new();
+    let user = User::new(&certs.client_conf());
+    fs::create_dir_all(user.trust_dir()).unwrap();
+    let scratch = NssDb::new("");
+    scratch.ca("peer-server");
+    let peer_pem = scratch.path("peer.pem");
+    let out = Command::new(CERTUTIL)
+        .args(["-L", "-n", "peer-server", "-a", "-d", &scratch.spec()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    fs::write(&peer_pem, &out.stdout).unwrap();
+
+    let client = NssDb::new("");
+    client
+        .ca("Monitor CA")
+        .issue("monitor1", "monitor1", "Monitor CA", "monitor1", 0, 120)
+        .certutil(&["-A", "-n", "peer-server", "-t", "P,,", "-i", &peer_pem]);
+    for f in ["cert9.db", "key4.db"] {
+        fs::copy(client.db_dir().join(f), user.trust_dir().join(f)).unwrap();
+    }
+    let spec = format!("sql:{}", user.trust_dir().display());
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "client NSS database",
+        "ok",
+        &[
+            &format!("\"{spec}\" (from PCP_SECURE_DB_PATH)"),
+            "3 certificate(s)",
+        ],
+    );
+    assert_check(&run, "client NSS database password", "ok", &["no password"]);
+    assert_check(
+        &run,
+        "client NSS trust",
+        "ok",
+        &["trusts 1 CA(s)", "accepts 1 server certificate(s)"],
+    );
+    assert_check(
+        &run,
+        "client NSS certificate",
+        "ok",
+        &["\"monitor1\": CN=monitor1, issued by CN=Monitor CA"],
+    );
+    assert_check(&run, "client certificate validity", "ok", &["valid until"]);
+    assert_check(
+        &run,
+        "client TLS setup",
+        "ok",
+        &[&format!(
+            "NSS database \"{spec}\" (1 CA(s), 1 server certificate(s))"
+        )],
+    );
+    lacks(&run.stdout, "server NSS", &run.describe());
+
+    // ~/.pki/nssdb with a password but no password file: clients ignore
+    // it (a warning, not a failure).
+    for f in ["cert9.db", "key4.db"] {
+        fs::remove_file(user.trust_dir().join(f)).unwrap();
+    }
+    let locked = collector_db();
+    let home_db = user.path("home").join(".pki/nssdb");
+    fs::create_dir_all(&home_db).unwrap();
+    for f in ["cert9.db", "key4.db"] {
+        fs::copy(locked.db_dir().join(f), home_db.join(f)).unwrap();
+    }
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "client NSS database",
+        "ok",
+        &["(from $HOME/.pki/nssdb)"],
+    );
+    assert_check(
+        &run,
+        "client NSS database password",
+        "warn",
+        &["has a password", "clients ignore the database"],
+    );
+}
+
+#[test]
+fn verify_reads_the_collector_database_as_pcp() {
+    // Only root can act as pmcd's user (pcp, the default when verify runs
+    // as root).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || !user_exists("pcp") {
+        eprintln!("skipped: needs root and a pcp user");
+        return;
+    }
+    let db = collector_db();
+    let pw = db.password_file();
+    let pcp = pcp_secure::nssdb::password::user_name(uid_of("pcp"));
+    assert_eq!(pcp, "pcp");
+    let chown = |path: &Path, name: &str| {
+        std::os::unix::fs::chown(path, Some(uid_of(name)), None).unwrap();
+    };
+    fs::set_permissions(db.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["", "cert9.db", "key4.db"] {
+        chown(&db.db_dir().join(f), "pcp");
+    }
+    chown(Path::new(&pw), "pcp");
+    let user = User::new(&db.conf(true, &[]));
+    let run = user.verify(&[]);
+    assert_check(
+        &run,
+        "server NSS database",
+        "ok",
+        &["readable by pcp", "the user pmcd runs as"],
+    );
+    assert_check(
+        &run,
+        "server NSS password file",
+        "ok",
+        &["owned by pcp (the user pmcd runs as"],
+    );
+    assert_check(&run, "server NSS database password", "ok", &[]);
+    assert_check(&run, "server TLS setup", "ok", &[]);
+
+    // A password file of root's: pcp may not use it.
+    chown(Path::new(&pw), "root");
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS password file",
+        "FAIL",
+        &[
+            "owned by root (uid 0), but it is read as pcp",
+            &format!("chown pcp \"{pw}\""),
+        ],
+    );
+
+    // A database only root can read: pmcd (as pcp) cannot.
+    chown(Path::new(&pw), "pcp");
+    for f in ["cert9.db", "key4.db"] {
+        chown(&db.db_dir().join(f), "root");
+    }
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server NSS database",
+        "FAIL",
+        &["cannot read", "read as pcp", "readable by pcp"],
+    );
+}
+
+fn uid_of(name: &str) -> u32 {
+    let out = Command::new("id").args(["-u", name]).output().unwrap();
+    assert!(out.status.success(), "no user {name}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 // ---------------------------------------------------------------------------

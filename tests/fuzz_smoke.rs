@@ -115,6 +115,56 @@ fn server_handshake_survives_any_client_bytes() {
     exercise("server_handshake", bodies::server_handshake, 300, 2048);
 }
 
+#[test]
+fn nss_pbe_survives_any_bytes() {
+    exercise("nss_pbe", bodies::nss_pbe, 1000, 256);
+}
+
+/// The `nss_pbe` seeds are what NSS writes and the library reads them:
+/// each decrypts (and rebuilds a key when it should) through
+/// `nssdb::fuzz_decrypt`; a changed integrity code or global salt gives no
+/// key. So the fuzzer starts from inputs that get past the decryption.
+#[test]
+fn nss_pbe_seeds_decrypt() {
+    let seeds = bodies::nss_pbe_seeds();
+    assert!(seeds.iter().filter(|(_, (_, rebuilt))| *rebuilt).count() >= 5);
+    for (n, (input, expected)) in seeds.iter().enumerate() {
+        let (salt, value, mac) = bodies::nss_pbe_parts(input).expect("a seed splits");
+        assert_eq!(
+            pcp_secure::nssdb::fuzz_decrypt(salt, value, mac),
+            *expected,
+            "seed {n}: (decrypted, rebuilt)"
+        );
+        let mut bad_mac = mac.to_vec();
+        *bad_mac.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            pcp_secure::nssdb::fuzz_decrypt(salt, value, &bad_mac),
+            (true, false),
+            "seed {n} with a changed integrity code"
+        );
+        let mut bad_salt = salt.to_vec();
+        bad_salt[0] ^= 1;
+        assert!(
+            !pcp_secure::nssdb::fuzz_decrypt(&bad_salt, value, mac).1,
+            "seed {n} gave a key under another global salt"
+        );
+    }
+}
+
+/// The seeds' PBE-SHA1-3DES derivation (`fuzz/src/lib.rs`, written apart
+/// from the library's) gives the library's known answer.
+#[test]
+fn nss_pbe_seed_3des_derivation_matches_the_library() {
+    let pw = bodies::nss::password_key(&[5; 20], b"secret");
+    let (key, iv) = bodies::nss::legacy_key_iv(&pw, &[9; 20], 1);
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        hex(&key),
+        "4058f6228aa8fac0d97c67227ada654bec81bd348649e1e0"
+    );
+    assert_eq!(hex(&iv), "8c129d2f552fa9cb");
+}
+
 /// Regression (found by fuzzing): a certificate whose subject held a line
 /// break rewrote the trust store when it was saved (the subject went raw
 /// into a `# subject:` comment), so a server certificate with the common

@@ -198,6 +198,397 @@ pub fn pem_files(data: &[u8]) {
     }
 }
 
+/// Target `nss_pbe`: NSS key4.db decryption (`nssdb::fuzz_decrypt`): the DER
+/// reader, PBES2 (PBKDF2 + AES-CBC, with NSS's 14-byte IV), PBE-SHA1-3DES,
+/// PBMAC1 and the PKCS#8 rebuild of an EC key, under the empty password.
+/// The input is split by [`nss_pbe_parts`]; a key may only come out of a
+/// value that decrypted.
+pub fn nss_pbe(data: &[u8]) {
+    let Some((salt, value, mac)) = nss_pbe_parts(data) else {
+        return;
+    };
+    let (decrypted, rebuilt) = pcp_secure::nssdb::fuzz_decrypt(salt, value, mac);
+    assert!(
+        decrypted || !rebuilt,
+        "a key was rebuilt from a value that did not decrypt"
+    );
+}
+
+/// Splits an `nss_pbe` input into (global salt, encrypted value, integrity
+/// entry): a byte whose low bit picks a 48-byte salt (else 20 bytes), the
+/// salt, the entry's length (2 bytes, big-endian; cut to what is left), the
+/// entry, then the value (last, so that mutating it keeps the framing).
+pub fn nss_pbe_parts(data: &[u8]) -> Option<(&[u8], &[u8], &[u8])> {
+    let (&pick, rest) = data.split_first()?;
+    let salt_len = if pick & 1 == 1 { 48 } else { 20 };
+    let salt = rest.get(..salt_len)?;
+    let (len, rest) = rest[salt_len..].split_first_chunk::<2>()?;
+    let (mac, value) = rest.split_at(usize::from(u16::from_be_bytes(*len)).min(rest.len()));
+    Some((salt, value, mac))
+}
+
+/// The inverse of [`nss_pbe_parts`] (the salt must be 20 or 48 bytes).
+pub fn nss_pbe_input(salt: &[u8], value: &[u8], mac: &[u8]) -> Vec<u8> {
+    assert!(salt.len() == 20 || salt.len() == 48);
+    let mut out = vec![u8::from(salt.len() == 48)];
+    out.extend_from_slice(salt);
+    out.extend_from_slice(
+        &u16::try_from(mac.len())
+            .expect("entry length")
+            .to_be_bytes(),
+    );
+    out.extend_from_slice(mac);
+    out.extend_from_slice(value);
+    out
+}
+
+/// Valid `nss_pbe` inputs made with [`nss`] and what `fuzz_decrypt` must
+/// say of each (decrypted, key rebuilt): the empty password's encryptions
+/// of "password-check" and of EC scalars, as NSS writes them, with their
+/// PBMAC1 integrity entries.
+pub fn nss_pbe_seeds() -> Vec<(Vec<u8>, (bool, bool))> {
+    use nss::{Hmac, Prf};
+    let salt20: Vec<u8> = (1..=20).collect();
+    let salt48: Vec<u8> = (101..=148).collect();
+    let check = b"password-check";
+    let scalar32 = [0x42u8; 32];
+    let scalar33 = [0x42u8; 33];
+    let scalar48 = [0x43u8; 48];
+    let aes256 = |pw: &[u8], plain: &[u8]| {
+        nss::pbes2_aes(pw, &[7; 32], 1, Some(32), Prf::Sha256, &[9; 14], plain)
+    };
+    let mac256 = |pw: &[u8], object: u32, attr: u32, data: &[u8]| {
+        nss::pbmac1(pw, &[8; 32], 1, Some(32), Hmac::Sha256, object, attr, data)
+    };
+    let pw20 = nss::password_key(&salt20, b"");
+    let pw48 = nss::password_key(&salt48, b"");
+    let mut out = Vec::new();
+    let mut push = |salt: &[u8], value: Vec<u8>, mac: Vec<u8>, expect| {
+        out.push((nss_pbe_input(salt, &value, &mac), expect));
+    };
+
+    // NSS >= 3.49: PBES2, AES-256-CBC with the 14-byte IV, PBKDF2-SHA256.
+    push(
+        &salt20,
+        aes256(&pw20, check),
+        mac256(&pw20, 0, nss::CKA_VALUE, check),
+        (true, true),
+    );
+    // Older databases: PBE-SHA1-3DES.
+    let des = nss::pbe_sha1_3des(&pw20, &[6; 20], 1, check);
+    push(
+        &salt20,
+        des,
+        mac256(&pw20, 0, nss::CKA_VALUE, check),
+        (true, true),
+    );
+    // NSS >= 3.118: 48-byte salt (SHA-384 password key), a P-384 scalar.
+    push(
+        &salt48,
+        aes256(&pw48, &scalar48),
+        mac256(&pw48, 0, nss::CKA_VALUE, &scalar48),
+        (true, true),
+    );
+    // 3DES with several iterations and a short salt; PBMAC1 with
+    // HMAC-SHA-512 and no key length (64 bytes by default).
+    let des = nss::pbe_sha1_3des(&pw48, &[5; 8], 3, check);
+    let mac = nss::pbmac1(
+        &pw48,
+        &[4; 16],
+        2,
+        None,
+        Hmac::Sha512,
+        0,
+        nss::CKA_VALUE,
+        check,
+    );
+    push(&salt48, des, mac, (true, true));
+    // AES-128 with a plain 16-byte IV, PBKDF2 with its default PRF
+    // (HMAC-SHA-1) and no key length; PBMAC1 with HMAC-SHA-1.
+    let aes128 = nss::pbes2_aes(&pw20, &[3; 16], 2, None, Prf::Sha1, &[2; 16], &scalar32);
+    let mac = nss::pbmac1(
+        &pw20,
+        &[1; 20],
+        1,
+        Some(20),
+        Hmac::Sha1,
+        0,
+        nss::CKA_VALUE,
+        &scalar32,
+    );
+    push(&salt20, aes128, mac, (true, true));
+    // A scalar too large for P-256: decrypts and authenticates, but no key.
+    push(
+        &salt20,
+        aes256(&pw20, &scalar33),
+        mac256(&pw20, 0, nss::CKA_VALUE, &scalar33),
+        (true, false),
+    );
+    // The entry is the code of the encrypted value as a clear attribute
+    // (object 1, CKA_MODULUS), not of its plaintext: no key.
+    let value = aes256(&pw20, check);
+    let mac = mac256(&pw20, 1, nss::CKA_MODULUS, &value);
+    push(&salt20, value, mac, (true, false));
+    out
+}
+
+/// NSS's encryption and integrity codes as key4.db holds them, written from
+/// the format's description independently of the library's reader (which
+/// is private anyway), to make `nss_pbe` seeds.
+pub mod nss {
+    use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
+    use ring::{digest, hmac, pbkdf2};
+    use std::num::NonZeroU32;
+
+    /// CKA_VALUE.
+    pub const CKA_VALUE: u32 = 0x11;
+    /// CKA_MODULUS.
+    pub const CKA_MODULUS: u32 = 0x120;
+
+    const PBES2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d];
+    const PBKDF2: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0c];
+    const PBMAC1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0e];
+    const HMAC_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x07];
+    const HMAC_SHA256: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x09];
+    const HMAC_SHA512: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x0b];
+    const AES128_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02];
+    const AES256_CBC: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
+    const PBE_SHA1_3DES: &[u8] = &[
+        0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x0c, 0x05, 0x01, 0x03,
+    ];
+
+    /// PBKDF2's pseudo-random function.
+    #[derive(Clone, Copy)]
+    pub enum Prf {
+        /// HMAC-SHA-1, the default: no PRF written.
+        Sha1,
+        /// HMAC-SHA-256, written out.
+        Sha256,
+    }
+
+    /// PBMAC1's HMAC.
+    #[derive(Clone, Copy)]
+    pub enum Hmac {
+        /// HMAC-SHA-1.
+        Sha1,
+        /// HMAC-SHA-256.
+        Sha256,
+        /// HMAC-SHA-512.
+        Sha512,
+    }
+
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        let len = contents.len();
+        if len < 0x80 {
+            out.push(len as u8);
+        } else if len < 0x100 {
+            out.extend_from_slice(&[0x81, len as u8]);
+        } else {
+            out.push(0x82);
+            out.extend_from_slice(&u16::try_from(len).expect("DER length").to_be_bytes());
+        }
+        out.extend_from_slice(contents);
+        out
+    }
+
+    fn seq(parts: &[&[u8]]) -> Vec<u8> {
+        tlv(0x30, &parts.concat())
+    }
+
+    fn oid(contents: &[u8]) -> Vec<u8> {
+        tlv(0x06, contents)
+    }
+
+    fn octets(contents: &[u8]) -> Vec<u8> {
+        tlv(0x04, contents)
+    }
+
+    fn uint(n: u32) -> Vec<u8> {
+        let bytes = n.to_be_bytes();
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(3);
+        let mut contents = Vec::new();
+        if bytes[first] & 0x80 != 0 {
+            contents.push(0);
+        }
+        contents.extend_from_slice(&bytes[first..]);
+        tlv(0x02, &contents)
+    }
+
+    /// The password key: SHA-1 (SHA-384 for a 48-byte salt) of the global
+    /// salt and the password.
+    pub fn password_key(global_salt: &[u8], password: &[u8]) -> Vec<u8> {
+        let alg = if global_salt.len() == 48 {
+            &digest::SHA384
+        } else {
+            &digest::SHA1_FOR_LEGACY_USE_ONLY
+        };
+        digest::digest(alg, &[global_salt, password].concat())
+            .as_ref()
+            .to_vec()
+    }
+
+    fn pbkdf2(
+        alg: pbkdf2::Algorithm,
+        pw: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut out = vec![0; len];
+        let iterations = NonZeroU32::new(iterations).expect("iterations");
+        pbkdf2::derive(alg, iterations, salt, pw, &mut out);
+        out
+    }
+
+    /// AlgorithmIdentifier of PBKDF2.
+    fn pbkdf2_alg(
+        salt: &[u8],
+        iterations: u32,
+        key_len: Option<u32>,
+        prf: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut params = vec![octets(salt), uint(iterations)];
+        if let Some(len) = key_len {
+            params.push(uint(len));
+        }
+        if let Some(prf) = prf {
+            params.push(seq(&[&oid(prf), &tlv(0x05, &[])]));
+        }
+        let refs: Vec<&[u8]> = params.iter().map(Vec::as_slice).collect();
+        seq(&[&oid(PBKDF2), &seq(&refs)])
+    }
+
+    /// `plain` encrypted with PBES2: AES-CBC (AES-256 when `key_len` is 32
+    /// or, with none, for PRF HMAC-SHA-256; else AES-128) keyed by PBKDF2.
+    /// A 14-byte `iv` is stored as NSS does: the real IV is its DER
+    /// encoding.
+    pub fn pbes2_aes(
+        pw: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        key_len: Option<u32>,
+        prf: Prf,
+        iv: &[u8],
+        plain: &[u8],
+    ) -> Vec<u8> {
+        let (alg, prf_oid) = match prf {
+            Prf::Sha1 => (pbkdf2::PBKDF2_HMAC_SHA1, None),
+            Prf::Sha256 => (pbkdf2::PBKDF2_HMAC_SHA256, Some(HMAC_SHA256)),
+        };
+        let aes_len = key_len.map_or(if prf_oid.is_some() { 32 } else { 16 }, |l| l as usize);
+        let key = pbkdf2(alg, pw, salt, iterations, aes_len);
+        let real_iv = if iv.len() == 14 {
+            octets(iv)
+        } else {
+            iv.to_vec()
+        };
+        let ciphertext = if aes_len == 32 {
+            cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &real_iv)
+                .expect("AES-256 key and IV")
+                .encrypt_padded_vec_mut::<Pkcs7>(plain)
+        } else {
+            cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &real_iv)
+                .expect("AES-128 key and IV")
+                .encrypt_padded_vec_mut::<Pkcs7>(plain)
+        };
+        let cipher = if aes_len == 32 {
+            AES256_CBC
+        } else {
+            AES128_CBC
+        };
+        seq(&[
+            &seq(&[
+                &oid(PBES2),
+                &seq(&[
+                    &pbkdf2_alg(salt, iterations, key_len, prf_oid),
+                    &seq(&[&oid(cipher), &octets(iv)]),
+                ]),
+            ]),
+            &octets(&ciphertext),
+        ])
+    }
+
+    /// Key and IV of PBE-SHA1-3DES: h = SHA-1^iterations(pw || salt);
+    /// state = salt padded to 20 bytes; out += HMAC-SHA-1(h, state || salt),
+    /// state = HMAC-SHA-1(h, state), to 40 bytes; key = out[..24], IV =
+    /// out[32..].
+    pub fn legacy_key_iv(pw: &[u8], salt: &[u8], iterations: u32) -> ([u8; 24], [u8; 8]) {
+        let mut h = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &[pw, salt].concat())
+            .as_ref()
+            .to_vec();
+        for _ in 1..iterations {
+            h = digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, &h)
+                .as_ref()
+                .to_vec();
+        }
+        let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, &h);
+        let mut state = [0u8; 20].to_vec();
+        state[..salt.len()].copy_from_slice(salt);
+        let mut out = Vec::new();
+        while out.len() < 40 {
+            out.extend_from_slice(hmac::sign(&key, &[&state[..], salt].concat()).as_ref());
+            state = hmac::sign(&key, &state).as_ref().to_vec();
+        }
+        let mut des_key = [0; 24];
+        des_key.copy_from_slice(&out[..24]);
+        let mut iv = [0; 8];
+        iv.copy_from_slice(&out[32..40]);
+        (des_key, iv)
+    }
+
+    /// `plain` encrypted with PBE-SHA1-3DES (salt of at most 20 bytes).
+    pub fn pbe_sha1_3des(pw: &[u8], salt: &[u8], iterations: u32, plain: &[u8]) -> Vec<u8> {
+        let (key, iv) = legacy_key_iv(pw, salt, iterations);
+        let ciphertext = cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .expect("3DES key and IV")
+            .encrypt_padded_vec_mut::<Pkcs7>(plain);
+        seq(&[
+            &seq(&[
+                &oid(PBE_SHA1_3DES),
+                &seq(&[&octets(salt), &uint(iterations)]),
+            ]),
+            &octets(&ciphertext),
+        ])
+    }
+
+    /// The PBMAC1 integrity entry of attribute `attribute` of `object`
+    /// holding `plain`: HMAC keyed by PBKDF2-HMAC-SHA-256 over
+    /// be32(object) || be32(attribute) || plain.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pbmac1(
+        pw: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        key_len: Option<u32>,
+        mac: Hmac,
+        object: u32,
+        attribute: u32,
+        plain: &[u8],
+    ) -> Vec<u8> {
+        let (alg, alg_oid, default_len) = match mac {
+            Hmac::Sha1 => (hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, HMAC_SHA1, 20),
+            Hmac::Sha256 => (hmac::HMAC_SHA256, HMAC_SHA256, 32),
+            Hmac::Sha512 => (hmac::HMAC_SHA512, HMAC_SHA512, 64),
+        };
+        let len = key_len.map_or(default_len, |l| l as usize);
+        let key = pbkdf2(pbkdf2::PBKDF2_HMAC_SHA256, pw, salt, iterations, len);
+        let message = [&object.to_be_bytes()[..], &attribute.to_be_bytes(), plain].concat();
+        let code = hmac::sign(&hmac::Key::new(alg, &key), &message);
+        let null = tlv(0x05, &[]);
+        seq(&[
+            &seq(&[
+                &oid(PBMAC1),
+                &seq(&[
+                    &pbkdf2_alg(salt, iterations, key_len, Some(HMAC_SHA256)),
+                    &seq(&[&oid(alg_oid), &null]),
+                ]),
+            ]),
+            &octets(code.as_ref()),
+        ])
+    }
+}
+
 /// A fresh directory for a store, on tmpfs when the machine has one.
 fn scratch_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
@@ -384,6 +775,10 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             client.write_tls(&mut hello).expect("ClientHello");
         }
         out.push(("server_handshake", hello));
+    }
+
+    for (input, _) in nss_pbe_seeds() {
+        out.push(("nss_pbe", input));
     }
     out
 }

@@ -265,6 +265,19 @@ impl Database {
         &self.certs
     }
 
+    /// The distinct nicknames, sorted and quoted, for messages ("no
+    /// certificates" when there are none).
+    pub fn nicknames(&self) -> String {
+        let mut names: Vec<&str> = self.certs.iter().map(|c| c.nickname.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return "no certificates".into();
+        }
+        let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+        quoted.join(", ")
+    }
+
     /// True when a private key is stored for `cert`.
     pub fn has_key(&self, cert: &Cert) -> bool {
         !cert.ckaid.is_empty()
@@ -499,21 +512,9 @@ impl Unlocked<'_> {
                     .filter(|c| c.nickname == name)
                     .collect();
                 if found.is_empty() {
-                    let mut names: Vec<&str> =
-                        self.db.certs.iter().map(|c| c.nickname.as_str()).collect();
-                    names.sort_unstable();
-                    names.dedup();
                     return Err(format!(
                         "NSS database \"{spec}\": certificate \"{name}\" not found (it has: {})",
-                        if names.is_empty() {
-                            "no certificates".to_string()
-                        } else {
-                            names
-                                .iter()
-                                .map(|n| format!("\"{n}\""))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
+                        self.db.nicknames()
                     ));
                 }
                 found
@@ -555,6 +556,12 @@ impl Unlocked<'_> {
             return Err(format!(
                 "NSS database \"{spec}\": certificate \"{name}\" is not valid now (valid from {} to {})",
                 v.not_before, v.not_after
+            ));
+        }
+        if parsed.version() == x509_parser::x509::X509Version::V1 {
+            return Err(format!(
+                "NSS database \"{spec}\": certificate \"{name}\" is an X.509 version 1 certificate (no extensions), which TLS peers checking names cannot use; \
+                 reissue it as version 3 with a subjectAltName (openssl x509 -req ... -extfile with subjectAltName=DNS:HOST, or certutil -S ... -8 HOST)"
             ));
         }
         if let Some(alg) = weak_signature(&parsed) {

@@ -11,7 +11,7 @@ const MAX_LEN: u64 = 256;
 
 /// The passwords a password file may hold, most likely first: the whole
 /// file without trailing CR/LF (how PCP's server read it), then its first
-/// line (how certutil -f reads it), if different. `key` names the setting
+/// and last lines (certutil -f takes a line of the file), if different. `key` names the setting
 /// for messages.
 pub fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
     let file = std::fs::File::open(Path::new(path))
@@ -19,7 +19,8 @@ pub fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
     let meta = file
         .metadata()
         .map_err(|e| format!("{key} \"{path}\": cannot stat ({e})"))?;
-    check_owner_and_mode(key, path, &meta)?;
+    // SAFETY: geteuid has no preconditions.
+    check_owner_and_mode(key, path, &meta, unsafe { libc::geteuid() })?;
     if meta.len() > MAX_LEN {
         return Err(format!(
             "{key} \"{path}\": larger than {MAX_LEN} bytes; it should hold only the database password"
@@ -33,14 +34,16 @@ pub fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
 
 fn candidates(bytes: &[u8]) -> Vec<Zeroizing<Vec<u8>>> {
     let whole = bytes.trim_ascii_end_crlf();
-    let first = bytes
+    let mut lines = whole
         .split(|&b| b == b'\n')
-        .next()
-        .unwrap_or(&[])
-        .trim_ascii_end_crlf();
-    let mut out = vec![Zeroizing::new(whole.to_vec())];
-    if first != whole {
-        out.push(Zeroizing::new(first.to_vec()));
+        .map(|l| l.trim_ascii_end_crlf());
+    let first = lines.next().unwrap_or(&[]);
+    let last = lines.next_back().unwrap_or(first);
+    let mut out: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    for candidate in [whole, first, last] {
+        if !out.iter().any(|c| c.as_slice() == candidate) {
+            out.push(Zeroizing::new(candidate.to_vec()));
+        }
     }
     out
 }
@@ -59,18 +62,24 @@ impl TrimCrLf for [u8] {
     }
 }
 
-/// The guide's rule: owned by the user this process runs as, mode 0400.
-pub fn check_owner_and_mode(key: &str, path: &str, meta: &std::fs::Metadata) -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if meta.uid() != euid {
+/// The guide's rule: owned by the user the service runs as (`uid`; the
+/// library passes its own effective uid, `pcp-secure verify` the user pmcd
+/// runs as), mode 0400.
+pub fn check_owner_and_mode(
+    key: &str,
+    path: &str,
+    meta: &std::fs::Metadata,
+    uid: libc::uid_t,
+) -> Result<(), String> {
+    if meta.uid() != uid {
         return Err(format!(
-            "{key} \"{path}\": owned by uid {} but this process runs as {} (uid {euid}); \
+            "{key} \"{path}\": owned by {} (uid {}), but it is read as {} (uid {uid}); \
              the password file must belong to the user the service runs as \
              (chown {} \"{path}\")",
+            user_name(meta.uid()),
             meta.uid(),
-            user_name(euid),
-            user_name(euid)
+            user_name(uid),
+            user_name(uid)
         ));
     }
     let mode = meta.mode() & 0o7777;
@@ -110,6 +119,8 @@ mod tests {
         let c = candidates(b"one\ntwo\n");
         assert_eq!(&c[0][..], b"one\ntwo");
         assert_eq!(&c[1][..], b"one");
+        assert_eq!(&c[2][..], b"two");
+        assert_eq!(c.len(), 3);
         assert_eq!(&candidates(b"\n")[0][..], b"");
     }
 

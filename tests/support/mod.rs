@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod nss;
+
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
 pub const PMNSMERGE: &str = "/usr/lib/pcp/bin/pmnsmerge";
@@ -242,6 +244,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// stdout and stderr together.
+    pub fn text(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+
     pub fn success(&self) -> bool {
         !self.timed_out && self.status.map(|s| s.success()).unwrap_or(false)
     }
@@ -326,14 +333,32 @@ fn describe_cmd(cmd: &Command) -> String {
 }
 
 /// Runs `cmd` with stdin from /dev/null, killing it after `limit`.
-pub fn run_with_limit(mut cmd: Command, limit: Duration) -> Run {
+pub fn run_with_limit(cmd: Command, limit: Duration) -> Run {
+    run_with_input(cmd, None, limit)
+}
+
+/// Runs `cmd` with `input` on stdin (or /dev/null), killing it after
+/// `limit` (so that a tool waiting for the keyboard fails the test instead
+/// of hanging it).
+pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, limit: Duration) -> Run {
     let desc = describe_cmd(&cmd);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {desc}: {e}"));
+    if let Some(bytes) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &bytes);
+        });
+    }
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = thread::spawn(move || {

@@ -6,7 +6,8 @@
 //! Everything is judged by the library's own code: `ServerContext::build`
 //! and `ClientContext::build` (exactly what pmcd and clients would do with
 //! the same tls.conf), the library's webpki verifier for the chain and the
-//! trust store's parser.
+//! trust store's parser; NSS databases by the library's `nssdb` reader, as
+//! the user pmcd runs as (see `verify/nss.rs`).
 
 use std::fs;
 use std::io;
@@ -28,6 +29,8 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::libpath;
 
+mod nss;
+
 /// Certificates expiring sooner than this are warned about.
 const EXPIRY_WARNING_DAYS: i64 = 30;
 
@@ -35,8 +38,10 @@ const EXPIRY_WARNING_DAYS: i64 = 30;
 #[derive(clap::Args)]
 #[command(after_help = "\
 Checks: tls.conf; the server certificate, key, chain, validity and host names
-(pmcd); the client settings, your trust store and its permissions; where
-libpcp_secure is and whether pmcd and clients started from here load it.
+(pmcd), from PEM files or from an NSS database (tls-nssdb: the database, its
+password file, the certificate named by tls-cert-nickname and its key); the
+client settings, a client NSS database, your trust store and its permissions;
+where libpcp_secure is and whether pmcd and clients started from here load it.
 Each line is `ok`, `warn` or `FAIL` with what was found, and for warn and FAIL
 what to do (after \"fix:\"). Exit status: 0 without FAIL lines, else 1.
 Run it as root to check files only root can read.")]
@@ -53,6 +58,11 @@ pub struct Args {
     /// /etc/ld.so.preload) below DIR.
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
+    /// The user pmcd runs as (its -U; a name or uid), for tls-nssdb: the
+    /// database is read as this user, and the password file must belong to
+    /// it. Default: pcp when run as root and that user exists, else you.
+    #[arg(long, value_name = "NAME", value_parser = nss::ServiceUser::parse)]
+    service_user: Option<nss::ServiceUser>,
 }
 
 /// The verdict of one check.
@@ -191,7 +201,10 @@ pub fn main(args: Args) -> ExitCode {
     } else {
         (args.hosts.clone(), true)
     };
-    server(&mut report, &conf, &conf_name, &hosts, explicit);
+    let user = args
+        .service_user
+        .unwrap_or_else(nss::ServiceUser::default_for_pmcd);
+    server(&mut report, &conf, &conf_name, &hosts, explicit, &user);
     client(&mut report, &conf, conf_path.as_deref(), &conf_name);
     library(&mut report, &args.root);
     if args.json {
@@ -278,6 +291,9 @@ fn set_keys(conf: &TlsConf) -> Vec<&'static str> {
         ("tls-client-cert-file", &conf.client_cert_file),
         ("tls-client-key-file", &conf.client_key_file),
         ("tls-verify-clients", &conf.verify_clients),
+        ("tls-nssdb", &conf.nssdb),
+        ("tls-cert-nickname", &conf.cert_nickname),
+        ("tls-nssdb-password-file", &conf.nssdb_password_file),
     ]
     .into_iter()
     .filter(|(_, v)| v.is_some())
@@ -288,19 +304,132 @@ fn set_keys(conf: &TlsConf) -> Vec<&'static str> {
 // ---------------------------------------------------------------------------
 // Server (pmcd)
 
-fn server(r: &mut Report, conf: &TlsConf, conf_name: &str, hosts: &[String], explicit: bool) {
-    let Some(cert_file) = conf.cert_file.as_deref() else {
-        r.warn(
-            "server certificate",
-            format!("no tls-cert-file in {conf_name}: pmcd serves plain connections only"),
-            format!(
-                "set tls-cert-file and tls-key-file in {conf_name} (`pcp-secure cert server HOST` makes them)"
+/// Where the server certificate comes from: what the shared checks (chain,
+/// validity, host names) need besides the certificate itself.
+struct Served {
+    /// The certificate pmcd would send, then the certificates that may
+    /// complete its chain.
+    chain: Vec<CertificateDer<'static>>,
+    /// The files or database it comes from.
+    source: CertSource,
+    /// What the chain is judged against when tls.conf names no CA.
+    anchors: ChainAnchors,
+    /// How many CAs the server's NSS database trusts to issue client
+    /// certificates (`None` for PEM files).
+    db_client_cas: Option<usize>,
+}
+
+/// The origin of the server certificate, for the fixes.
+enum CertSource {
+    /// tls-cert-file and tls-key-file.
+    Pem,
+    /// tls-nssdb and tls-cert-nickname.
+    Nss { spec: String, nickname: String },
+}
+
+impl CertSource {
+    /// What to do about a certificate outside its validity period.
+    fn renew(&self, conf_name: &str) -> String {
+        match self {
+            CertSource::Pem => format!(
+                "issue a new certificate (`pcp-secure cert`) and point tls-cert-file in {conf_name} at it"
             ),
-        );
+            CertSource::Nss { spec, nickname } => format!(
+                "issue a new certificate and put it with its key into \"{spec}\" as \"{nickname}\" (certutil -S or pk12util -i FILE.p12 -d {spec}), or issue one with `pcp-secure cert` and use tls-cert-file instead of tls-nssdb in {conf_name}"
+            ),
+        }
+    }
+
+    /// What to do when the certificate does not chain to the trusted CAs.
+    fn chain_fix(&self) -> String {
+        match self {
+            CertSource::Pem => "put the issuing CA into tls-ca-cert-file (and the clients' tls.conf), and intermediates after the certificate in tls-cert-file".into(),
+            CertSource::Nss { spec, .. } => format!(
+                "import the issuing CA and any intermediates into \"{spec}\" (certutil -A -d {spec} -t \"CT,,\" -n NAME -i CA.pem) and give your clients that CA"
+            ),
+        }
+    }
+}
+
+/// The trust anchors for the chain check when tls.conf sets neither
+/// tls-ca-cert-file nor tls-ca-cert-dir.
+enum ChainAnchors {
+    /// The system trust store.
+    System,
+    /// The CAs an NSS database trusts (the system store when empty), and
+    /// the database for messages.
+    Database(Vec<CertificateDer<'static>>, String),
+    /// Unknown (a database that could not be unlocked): no chain check.
+    Unknown,
+}
+
+fn server(
+    r: &mut Report,
+    conf: &TlsConf,
+    conf_name: &str,
+    hosts: &[String],
+    explicit: bool,
+    user: &nss::ServiceUser,
+) {
+    let served = match (&conf.cert_file, &conf.nssdb) {
+        (Some(file), Some(spec)) => {
+            r.fail(
+                "server certificate",
+                format!("tls-cert-file \"{file}\" and tls-nssdb \"{spec}\" are both set in {conf_name}: pmcd refuses both and serves plain connections only"),
+                format!("keep one in {conf_name}: remove tls-cert-file and tls-key-file to use the NSS database, or tls-nssdb to use the PEM files"),
+            );
+            return;
+        }
+        (None, Some(spec)) => nss::server(r, conf, conf_name, spec, user),
+        (Some(file), None) => pem_server(r, conf, conf_name, file),
+        (None, None) => {
+            r.warn(
+                "server certificate",
+                format!("no tls-cert-file or tls-nssdb in {conf_name}: pmcd serves plain connections only"),
+                format!(
+                    "set tls-cert-file and tls-key-file in {conf_name} (`pcp-secure cert server HOST` makes them), or tls-nssdb"
+                ),
+            );
+            return;
+        }
+    };
+    let Some(served) = served else {
         return;
     };
+    server_chain(r, conf, &served);
+    validity(
+        r,
+        "server certificate validity",
+        &served.chain[0],
+        &served.source.renew(conf_name),
+    );
+    for host in hosts {
+        host_name(r, &served.chain[0], host, explicit);
+    }
+    if conf.verify_clients()
+        && conf.ca_cert_file.is_none()
+        && conf.ca_cert_dir.is_none()
+        && served.db_client_cas.unwrap_or(0) == 0
+    {
+        let (detail, fix) = match &served.source {
+            CertSource::Pem => (
+                "tls-verify-clients is set but neither tls-ca-cert-file nor tls-ca-cert-dir: client certificates are checked against the system trust store".to_string(),
+                format!("set tls-ca-cert-file in {conf_name} to the CA that issues your client certificates"),
+            ),
+            CertSource::Nss { spec, .. } => (
+                format!("tls-verify-clients is set but neither tls-ca-cert-file nor tls-ca-cert-dir, and \"{spec}\" trusts no CA for client certificates: they are checked against the system trust store"),
+                format!("trust the CA of your client certificates in \"{spec}\" (certutil -M -d {spec} -n NAME -t \"CT,,\"), or set tls-ca-cert-file in {conf_name}"),
+            ),
+        };
+        r.warn("client certificates", detail, fix);
+    }
+}
+
+/// The PEM half of the server checks: tls-cert-file, tls-key-file and the
+/// context pmcd would build from them.
+fn pem_server(r: &mut Report, conf: &TlsConf, conf_name: &str, cert_file: &str) -> Option<Served> {
     if !readable_or_warn(r, "server certificate", "tls-cert-file", cert_file) {
-        return;
+        return None;
     }
     let chain = match certs::load_chain("tls-cert-file", cert_file) {
         Ok(chain) => chain,
@@ -310,7 +439,7 @@ fn server(r: &mut Report, conf: &TlsConf, conf_name: &str, hosts: &[String], exp
                 e.to_string(),
                 format!("point tls-cert-file in {conf_name} at a readable PEM certificate file (the server's certificate first)"),
             );
-            return;
+            return None;
         }
     };
     let info = CertInfo::of(&chain[0]);
@@ -351,36 +480,28 @@ fn server(r: &mut Report, conf: &TlsConf, conf_name: &str, hosts: &[String], exp
         }
     };
     if key_ok {
-        match ServerContext::build(conf) {
-            Ok(_) => r.ok(
-                "server TLS setup",
-                "the key fits the certificate; pmcd with libpcp_secure can serve TLS with these settings",
-            ),
-            Err(e) => r.fail(
-                "server TLS setup",
-                e.to_string(),
-                format!("correct the setting named here in {conf_name}; pmcd would serve plain connections only"),
-            ),
-        }
+        server_setup(r, ServerContext::build(conf).map(drop), conf_name);
     }
+    Some(Served {
+        chain,
+        source: CertSource::Pem,
+        anchors: ChainAnchors::System,
+        db_client_cas: None,
+    })
+}
 
-    server_chain(r, conf, &chain);
-    validity(
-        r,
-        "server certificate validity",
-        &chain[0],
-        "tls-cert-file",
-        conf_name,
-    );
-    for host in hosts {
-        host_name(r, &chain[0], host, explicit);
-    }
-    if conf.verify_clients() && conf.ca_cert_file.is_none() && conf.ca_cert_dir.is_none() {
-        r.warn(
-            "client certificates",
-            "tls-verify-clients is set but neither tls-ca-cert-file nor tls-ca-cert-dir: client certificates are checked against the system trust store",
-            format!("set tls-ca-cert-file in {conf_name} to the CA that issues your client certificates"),
-        );
+/// The "server TLS setup" line: whether `ServerContext::build` succeeded.
+fn server_setup(r: &mut Report, built: pcp_secure::error::Result<()>, conf_name: &str) {
+    match built {
+        Ok(()) => r.ok(
+            "server TLS setup",
+            "the key fits the certificate; pmcd with libpcp_secure can serve TLS with these settings",
+        ),
+        Err(e) => r.fail(
+            "server TLS setup",
+            e.to_string(),
+            format!("correct the setting named here in {conf_name}; pmcd would serve plain connections only"),
+        ),
     }
 }
 
@@ -427,10 +548,22 @@ fn key_mode(r: &mut Report, name: &str, path: &str, forbidden: u32, chmod: &str)
     }
 }
 
-/// Checks the server's chain against the configured CA (or the system
-/// store): what a client trusting the same CA would conclude.
-fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>]) {
+/// Checks the server's chain against the configured CA (or, without one,
+/// the CAs its NSS database trusts, or the system store): what a client
+/// trusting the same CA would conclude.
+fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
     const NAME: &str = "server certificate chain";
+    let chain = &served.chain;
+    let system = || {
+        (
+            certs::Anchors {
+                roots: certs::system_roots(),
+                crls: Vec::new(),
+                fingerprints: Vec::new(),
+            },
+            "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)".to_string(),
+        )
+    };
     let (anchors, source) =
         match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref()) {
             Ok(Some(anchors)) => {
@@ -441,14 +574,24 @@ fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>
                 };
                 (anchors, source)
             }
-            Ok(None) => (
-                certs::Anchors {
-                    roots: certs::system_roots(),
-                    crls: Vec::new(),
-                    fingerprints: Vec::new(),
-                },
-                "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)".to_string(),
-            ),
+            Ok(None) => match &served.anchors {
+                ChainAnchors::System => system(),
+                ChainAnchors::Database(cas, _) if cas.is_empty() => system(),
+                ChainAnchors::Database(cas, spec) => {
+                    let mut roots = rustls::RootCertStore::empty();
+                    roots.add_parsable_certificates(cas.iter().cloned());
+                    (
+                        certs::Anchors {
+                            roots,
+                            crls: Vec::new(),
+                            fingerprints: Vec::new(),
+                        },
+                        format!("the CA(s) trusted in \"{spec}\" ({})", cas.len()),
+                    )
+                }
+                // The database's trust is unknown: its unlock check failed.
+                ChainAnchors::Unknown => return,
+            },
             Err(e) => {
                 r.fail(
                     NAME,
@@ -520,7 +663,7 @@ fn server_chain(r: &mut Report, conf: &TlsConf, chain: &[CertificateDer<'static>
                 r.warn(
                     NAME,
                     format!("does not chain to {source} (issuer {}): clients that trust only that will refuse it", info.issuer),
-                    "put the issuing CA into tls-ca-cert-file (and the clients' tls.conf), and intermediates after the certificate in tls-cert-file",
+                    served.source.chain_fix(),
                 );
             }
         }
@@ -588,20 +731,15 @@ fn validity_midpoint(cert: &CertificateDer<'_>) -> Option<UnixTime> {
 }
 
 /// Whether `cert` is inside its validity period: FAIL outside it, warn
-/// when it ends within [`EXPIRY_WARNING_DAYS`].
-fn validity(r: &mut Report, name: &str, cert: &CertificateDer<'_>, key: &str, conf_name: &str) {
+/// when it ends within [`EXPIRY_WARNING_DAYS`]. `renew` says how to get a
+/// new one.
+fn validity(r: &mut Report, name: &str, cert: &CertificateDer<'_>, renew: &str) {
     let info = CertInfo::of(cert);
     let Some((from, to)) = validity_period(cert) else {
-        r.fail(
-            name,
-            "the certificate cannot be decoded",
-            format!("replace the file named by {key}"),
-        );
+        r.fail(name, "the certificate cannot be decoded", renew);
         return;
     };
     let now = now_secs();
-    let renew =
-        format!("issue a new certificate (`pcp-secure cert`) and point {key} in {conf_name} at it");
     if now > to {
         r.fail(
             name,
@@ -683,6 +821,7 @@ fn client(r: &mut Report, conf: &TlsConf, conf_path: Option<&Path>, conf_name: &
         Ok(ctx) => {
             let identity = match (&conf.client_cert_file, ctx.has_identity()) {
                 (Some(file), true) => format!("client certificate \"{file}\" with its key"),
+                (None, true) => "a client certificate from the NSS database".to_string(),
                 _ => "no client certificate (needed only for pmcd -Q or tls-verify-clients)".to_string(),
             };
             r.ok("client TLS setup", format!("clients trust {}; {identity}", ctx.trust_source));
@@ -706,14 +845,14 @@ fn client(r: &mut Report, conf: &TlsConf, conf_path: Option<&Path>, conf_name: &
                 r,
                 "client certificate validity",
                 &chain[0],
-                "tls-client-cert-file",
-                conf_name,
+                &format!("issue a new certificate (`pcp-secure cert client NAME`) and point tls-client-cert-file in {conf_name} at it"),
             );
         }
         if !key_file.is_empty() {
             key_mode(r, "client key permissions", key_file, 0o077, "chmod 600");
         }
     }
+    nss::client(r, conf, conf_name);
     trust_store(r);
 }
 
