@@ -62,6 +62,22 @@ fn assert_no_values(run: &Run) {
     );
 }
 
+/// tstclnt, trusting what `db` trusts, gets a PCP reply over TLS 1.3 and
+/// 1.2 through `proxy`; with an empty database NSS refuses the server.
+fn assert_tstclnt_verifies(proxy: &PreambleProxy, db: &NssDb) {
+    tstclnt(proxy.port(), "localhost", db, "tls1.2:tls1.3", &[]).assert_pdu_over("TLS 1.3");
+    tstclnt(proxy.port(), "localhost", db, "tls1.2:tls1.2", &[]).assert_pdu_over("TLS 1.2");
+    let empty = NssDb::new(None);
+    let run = tstclnt(proxy.port(), "localhost", &empty, "tls1.2:tls1.3", &[]);
+    run.assert_refused();
+    assert!(
+        run.stderr.contains("SEC_ERROR_UNKNOWN_ISSUER"),
+        "{}",
+        run.describe()
+    );
+    assert!(proxy.failures().is_empty(), "{:?}", proxy.failures());
+}
+
 fn assert_refused(run: &Run) {
     run.assert_failed();
     assert_no_values(run);
@@ -379,17 +395,7 @@ fn helpers_tstclnt_through_preamble_proxy_against_pem_pmcd() {
     let proxy = PreambleProxy::start(pmcd.addr());
     let trusting = NssDb::new(None);
     trusting.import_cert("test CA", "CT,,", Path::new(&certs.path("ca.crt")));
-    tstclnt(proxy.port(), "localhost", &trusting, "tls1.2:tls1.3", &[]).assert_pdu_over("TLS 1.3");
-    tstclnt(proxy.port(), "localhost", &trusting, "tls1.2:tls1.2", &[]).assert_pdu_over("TLS 1.2");
-    let empty = NssDb::new(None);
-    let run = tstclnt(proxy.port(), "localhost", &empty, "tls1.2:tls1.3", &[]);
-    run.assert_refused();
-    assert!(
-        run.stderr.contains("SEC_ERROR_UNKNOWN_ISSUER"),
-        "{}",
-        run.describe()
-    );
-    assert!(proxy.failures().is_empty(), "{:?}", proxy.failures());
+    assert_tstclnt_verifies(&proxy, &trusting);
 }
 
 // ---------------------------------------------------------------------------
@@ -1015,17 +1021,7 @@ fn tstclnt_talks_to_pmcd_serving_an_nss_database() {
     let pmcd = our_pmcd(&nssdb_conf(&db));
     let proxy = PreambleProxy::start(pmcd.addr());
     let client_db = client_db_trusting(&db, LOCAL_CA_NICK);
-    tstclnt(proxy.port(), "localhost", &client_db, "tls1.2:tls1.3", &[]).assert_pdu_over("TLS 1.3");
-    tstclnt(proxy.port(), "localhost", &client_db, "tls1.2:tls1.2", &[]).assert_pdu_over("TLS 1.2");
-    let empty = NssDb::new(None);
-    let run = tstclnt(proxy.port(), "localhost", &empty, "tls1.2:tls1.3", &[]);
-    run.assert_refused();
-    assert!(
-        run.stderr.contains("SEC_ERROR_UNKNOWN_ISSUER"),
-        "{}",
-        run.describe()
-    );
-    assert!(proxy.failures().is_empty(), "{:?}", proxy.failures());
+    assert_tstclnt_verifies(&proxy, &client_db);
 }
 
 // tstclnt presents the guide 001 client certificate from its (password
