@@ -41,6 +41,31 @@ fn our_pmcd_q(conf: &str) -> Pmcd {
         .start()
 }
 
+/// tls.conf serving guide 001's `pmserver_cert` from `db`, plus `extra`.
+fn guide001_conf(db: &NssDb, extra: &[(&str, &str)]) -> String {
+    let spec = db.spec();
+    let mut pairs = vec![
+        ("tls-nssdb", spec.as_str()),
+        ("tls-cert-nickname", "pmserver_cert"),
+    ];
+    pairs.extend_from_slice(extra);
+    tls_conf(&pairs)
+}
+
+/// Adds to `pki` a CA the servers do not trust ("otherCA") and a client
+/// certificate from it ("rogue").
+fn add_rogue_ca(pki: &OpensslPki) {
+    pki.ca("otherCA", "other CA");
+    pki.leaf("rogue", "otherCA", "rogue", Some(CLIENT_EXT));
+}
+
+/// Puts the "rogue" client certificate and its key into `db` as
+/// "rogue_cert".
+fn import_rogue_cert(db: &NssDb, pki: &OpensslPki) {
+    db.import_cert("rogue_cert", "P,,", &pki.path("rogue.crt"));
+    db.pk12_import(&pki.path("rogue_pkcs12.key"), P12_PASS);
+}
+
 /// tls.conf with only `tls-nssdb = SPEC`.
 fn nssdb_conf(db: &NssDb) -> String {
     tls_conf(&[("tls-nssdb", &db.spec())])
@@ -575,13 +600,9 @@ fn the_usable_certificate_among_namesakes_is_served() {
 #[test]
 fn guide001_pmcd_q_with_client_certificates_from_nss_databases() {
     let pki = OpensslPki::guide001();
-    pki.ca("otherCA", "other CA");
-    pki.leaf("rogue", "otherCA", "rogue", Some(CLIENT_EXT));
+    add_rogue_ca(&pki);
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let mut pmcd = our_pmcd_q(&conf);
 
     let no_cert = guide001_client_db(&pki, None, false);
@@ -592,8 +613,7 @@ fn guide001_pmcd_q_with_client_certificates_from_nss_databases() {
     assert_fetch_over_tls(&pmcd, &nss_client("", &with_cert), "localhost");
 
     let rogue = guide001_client_db(&pki, None, false);
-    rogue.import_cert("rogue_cert", "P,,", &pki.path("rogue.crt"));
-    rogue.pk12_import(&pki.path("rogue_pkcs12.key"), P12_PASS);
+    import_rogue_cert(&rogue, &pki);
     assert_refused(&nss_client("", &rogue).fetch(&pmcd.host(), &[LOAD]));
     pmcd.assert_running();
 }
@@ -605,22 +625,21 @@ fn guide001_pmcd_q_with_client_certificates_from_nss_databases() {
 #[test]
 fn server_tls_ca_cert_file_takes_precedence_over_database_cas() {
     let pki = OpensslPki::guide001();
-    pki.ca("otherCA", "other CA");
-    pki.leaf("rogue", "otherCA", "rogue", Some(CLIENT_EXT));
+    add_rogue_ca(&pki);
     let db = guide001_server_db(&pki);
     let other_ca = pki.path("otherCA.crt");
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-        ("tls-ca-cert-file", s(&other_ca)),
-        ("tls-verify-clients", "true"),
-    ]);
+    let conf = guide001_conf(
+        &db,
+        &[
+            ("tls-ca-cert-file", s(&other_ca)),
+            ("tls-verify-clients", "true"),
+        ],
+    );
     let pmcd = our_pmcd(&conf);
     let guide_client = guide001_client_db(&pki, None, true);
     assert_refused(&nss_client("", &guide_client).fetch(&pmcd.host(), &[LOAD]));
     let rogue = guide001_client_db(&pki, None, false);
-    rogue.import_cert("rogue_cert", "P,,", &pki.path("rogue.crt"));
-    rogue.pk12_import(&pki.path("rogue_pkcs12.key"), P12_PASS);
+    import_rogue_cert(&rogue, &pki);
     assert_fetch_over_tls(&pmcd, &nss_client("", &rogue), "localhost");
 }
 
@@ -630,17 +649,12 @@ fn server_tls_ca_cert_file_takes_precedence_over_database_cas() {
 #[test]
 fn client_nickname_selects_the_client_certificate() {
     let pki = OpensslPki::guide001();
-    pki.ca("otherCA", "other CA");
-    pki.leaf("rogue", "otherCA", "rogue", Some(CLIENT_EXT));
+    add_rogue_ca(&pki);
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let pmcd = our_pmcd_q(&conf);
     let both = guide001_client_db(&pki, None, true);
-    both.import_cert("rogue_cert", "P,,", &pki.path("rogue.crt"));
-    both.pk12_import(&pki.path("rogue_pkcs12.key"), P12_PASS);
+    import_rogue_cert(&both, &pki);
     let pick = |nick: &str| tls_conf(&[("tls-client-cert-nickname", nick)]);
     assert_fetch_over_tls(
         &pmcd,
@@ -658,10 +672,7 @@ fn client_nickname_selects_the_client_certificate() {
 fn client_database_with_password() {
     let pki = OpensslPki::guide001();
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let pmcd = our_pmcd_q(&conf);
     let client_db = guide001_client_db(&pki, Some("m0nitor-pw"), true);
     let pw = client_db.aux_dir().join("client.pw");
@@ -681,10 +692,7 @@ fn client_database_with_password() {
 fn server_certificate_without_san_needs_allow_bad_cert_domain() {
     let pki = OpensslPki::guide001_with(Some("extendedKeyUsage = serverAuth"), Some(CLIENT_EXT));
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let pmcd = our_pmcd(&conf);
     assert_eq!(feature_secure(&pmcd), "1", "{}", pmcd.log());
     let client_db = guide001_client_db(&pki, None, false);
@@ -701,10 +709,7 @@ fn server_certificate_without_san_needs_allow_bad_cert_domain() {
 fn guide001_version1_server_certificate_is_reported() {
     let pki = OpensslPki::guide001_exact();
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let mut pmcd = our_pmcd(&conf);
     let client_db = guide001_client_db(&pki, None, false);
     assert_error_and_plain_service(
@@ -722,10 +727,7 @@ fn guide001_version1_server_certificate_is_reported() {
 fn guide001_version1_client_certificate_is_reported() {
     let pki = OpensslPki::guide001_with(Some(SERVER_EXT), None);
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-    ]);
+    let conf = guide001_conf(&db, &[]);
     let pmcd = our_pmcd_q(&conf);
     let client_db = guide001_client_db(&pki, None, true);
     let run = nss_client("", &client_db).fetch(&pmcd.host_named("localhost"), &[LOAD]);
@@ -1031,11 +1033,7 @@ fn tstclnt_talks_to_pmcd_serving_an_nss_database() {
 fn tstclnt_presents_its_client_certificate() {
     let pki = OpensslPki::guide001();
     let db = guide001_server_db(&pki);
-    let conf = tls_conf(&[
-        ("tls-nssdb", &db.spec()),
-        ("tls-cert-nickname", "pmserver_cert"),
-        ("tls-verify-clients", "true"),
-    ]);
+    let conf = guide001_conf(&db, &[("tls-verify-clients", "true")]);
     let pmcd = our_pmcd(&conf);
     let proxy = PreambleProxy::start(pmcd.addr());
     let client_db = guide001_client_db(&pki, Some("tst-pw"), true);
