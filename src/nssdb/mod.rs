@@ -294,7 +294,7 @@ impl Database {
         passwords.iter().find_map(|pw| {
             let key = PasswordKey::new(salt, pw);
             let plain = pbe::decrypt(check, &key).ok()?;
-            (plain.as_slice() == b"password-check").then_some(Unlocked { db: self, key })
+            (plain.as_slice() == b"password-check").then(|| Unlocked::new(self, key))
         })
     }
 
@@ -383,61 +383,87 @@ impl Cert {
 pub struct Unlocked<'a> {
     db: &'a Database,
     key: PasswordKey,
+    /// The trust of each certificate (same order as the database's), for
+    /// servers and for clients, read and checked once.
+    levels: Vec<[Level; 2]>,
+}
+
+/// The trust of `cert` for `purpose` as stored. Trust whose integrity code
+/// is missing or wrong counts as none (as NSS does).
+fn read_trust(db: &Database, key: &PasswordKey, cert: &Cert, purpose: Purpose) -> Level {
+    let mut level = Level::None;
+    for object in &db.trust {
+        if object.get(attr::ISSUER) != Some(&cert.issuer[..])
+            || object.get(attr::SERIAL) != Some(&cert.serial[..])
+        {
+            continue;
+        }
+        let nss = object.ulong(attr::CLASS) == Some(CKO_NSS_TRUST);
+        if nss {
+            if let Some(hash) = object.get(attr::NSS_CERT_SHA1) {
+                if hash
+                    != ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der)
+                        .as_ref()
+                {
+                    continue;
+                }
+            }
+        }
+        let a = match (nss, purpose) {
+            (true, Purpose::Server) => attr::NSS_TRUST_SERVER,
+            (true, Purpose::Client) => attr::NSS_TRUST_CLIENT,
+            (false, Purpose::Server) => attr::TRUST_SERVER,
+            (false, Purpose::Client) => attr::TRUST_CLIENT,
+        };
+        let Some(value) = object.get(a) else { continue };
+        if db
+            .meta
+            .verify_public("sig_cert", object.id, a, value, key)
+            .is_err()
+        {
+            crate::log::warning!(
+                "NSS database \"{}\": the trust flags of \"{}\" fail their integrity check; ignored",
+                db.spec,
+                cert.nickname
+            );
+            continue;
+        }
+        let Ok(bytes) = <[u8; 4]>::try_from(value) else {
+            continue;
+        };
+        level = match (nss, u32::from_be_bytes(bytes)) {
+            (true, 0xce53_4351) | (false, 1) => Level::Peer,
+            (true, 0xce53_4352) | (false, 2) => Level::Delegator,
+            (true, 0xce53_435a) | (false, 3) => Level::Distrusted,
+            _ => Level::None,
+        };
+    }
+    level
+}
+
+impl<'a> Unlocked<'a> {
+    fn new(db: &'a Database, key: PasswordKey) -> Unlocked<'a> {
+        let levels = db
+            .certs
+            .iter()
+            .map(|c| [Purpose::Server, Purpose::Client].map(|p| read_trust(db, &key, c, p)))
+            .collect();
+        Unlocked { db, key, levels }
+    }
 }
 
 impl Unlocked<'_> {
     /// The trust of `cert` for `purpose`. Trust whose integrity code is
     /// missing or wrong counts as none (as NSS does).
     pub fn trust(&self, cert: &Cert, purpose: Purpose) -> Level {
-        let mut level = Level::None;
-        for object in &self.db.trust {
-            if object.get(attr::ISSUER) != Some(&cert.issuer[..])
-                || object.get(attr::SERIAL) != Some(&cert.serial[..])
-            {
-                continue;
-            }
-            let nss = object.ulong(attr::CLASS) == Some(CKO_NSS_TRUST);
-            if nss {
-                if let Some(hash) = object.get(attr::NSS_CERT_SHA1) {
-                    if hash
-                        != ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der)
-                            .as_ref()
-                    {
-                        continue;
-                    }
-                }
-            }
-            let a = match (nss, purpose) {
-                (true, Purpose::Server) => attr::NSS_TRUST_SERVER,
-                (true, Purpose::Client) => attr::NSS_TRUST_CLIENT,
-                (false, Purpose::Server) => attr::TRUST_SERVER,
-                (false, Purpose::Client) => attr::TRUST_CLIENT,
-            };
-            let Some(value) = object.get(a) else { continue };
-            if self
-                .db
-                .meta
-                .verify_public("sig_cert", object.id, a, value, &self.key)
-                .is_err()
-            {
-                crate::log::warning!(
-                    "NSS database \"{}\": the trust flags of \"{}\" fail their integrity check; ignored",
-                    self.db.spec,
-                    cert.nickname
-                );
-                continue;
-            }
-            let Ok(bytes) = <[u8; 4]>::try_from(value) else {
-                continue;
-            };
-            level = match (nss, u32::from_be_bytes(bytes)) {
-                (true, 0xce53_4351) | (false, 1) => Level::Peer,
-                (true, 0xce53_4352) | (false, 2) => Level::Delegator,
-                (true, 0xce53_435a) | (false, 3) => Level::Distrusted,
-                _ => Level::None,
-            };
+        let column = match purpose {
+            Purpose::Server => 0,
+            Purpose::Client => 1,
+        };
+        match self.db.certs.iter().position(|c| std::ptr::eq(c, cert)) {
+            Some(index) => self.levels[index][column],
+            None => read_trust(self.db, &self.key, cert, purpose),
         }
-        level
     }
 
     /// The CA certificates trusted to issue `purpose` certificates, and the
