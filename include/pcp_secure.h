@@ -86,6 +86,20 @@ extern "C" {
 int __pmSecureClientHandshake(int fd, int flags, const char *hostname, struct __pmHashCtl *attrs);
 
 /**
+ * HTTPS client connect (PCP 7.2 and later: pmlogger's and pmlogpush's
+ * push to pmproxy): a verified TLS handshake with `hostname` on the
+ * connected `fd`, with the same trust, host-name check, client
+ * certificate and time bound as PCP connections. Afterwards `__pmSend` and
+ * `__pmRecv` on `fd` go through TLS. Returns 0, `-EBADF`, `-EINVAL` (no
+ * host name) or a negative PCP error after logging the host and reason;
+ * a failed descriptor can carry no data.
+ *
+ * # Safety
+ * `hostname` is NULL or a NUL-terminated string.
+ */
+int __pmSecureClientConnect(int fd, const char *hostname);
+
+/**
  * Server side of the secure upgrade: validates the client's flags, sends
  * the secure-ack status before any TLS byte (non-zero, and no TLS, when
  * TLS cannot be done), accepts TLS with a bounded handshake, requiring a
@@ -102,6 +116,10 @@ int __pmSecureServerHandshake(int fd, int flags, struct __pmHashCtl *attrs);
  * opaque handle, or NULL after logging which setting or file is at fault;
  * pmcd then goes on serving plain connections.
  *
+ * A program that links libssl itself (pmproxy) uses the result as an
+ * OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched, and
+ * its server TLS stays libpcp's (see [`crate::program`]).
+ *
  * # Safety
  * `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
  * NUL-terminated strings.
@@ -112,7 +130,8 @@ void *__pmSecureServerInit(struct __pmSecureConfig *tls);
  * libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
  * but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
  * TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
- * from an NSS database. Returns libpcp's result, or `-ENOSYS` when libpcp
+ * from an NSS database (not in a program that links libssl itself, whose
+ * server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when libpcp
  * is not loaded.
  *
  * # Safety
@@ -156,7 +175,8 @@ void __pmSecureServerShutdown(void *ctx, struct __pmSecureConfig *tls);
 /**
  * Answers the TLS features (secure: a server context exists; compress:
  * never; cert-required: `pmcd -Q` or `tls-verify-clients = true`) and
- * forwards every other feature to libpcp.
+ * forwards every other feature to libpcp (all of them in a program whose
+ * server TLS is libpcp's).
  *
  * # Safety
  * No pointers are involved.
@@ -164,7 +184,8 @@ void __pmSecureServerShutdown(void *ctx, struct __pmSecureConfig *tls);
 int __pmServerHasFeature(int query);
 
 /**
- * Sends `length` bytes: through TLS on a secure descriptor, else `send(2)`.
+ * Sends `length` bytes: through our TLS on a descriptor of ours, else
+ * through libpcp's `__pmSend` (its own TLS or `send(2)`), else `send(2)`.
  *
  * # Safety
  * `buffer` is valid for reads of `length` bytes (or NULL with length 0).
@@ -172,8 +193,9 @@ int __pmServerHasFeature(int query);
 ssize_t __pmSend(int fd, const void *buffer, size_t length, int flags);
 
 /**
- * Receives up to `length` bytes: from TLS on a secure descriptor, else
- * `recv(2)`. Returns 0 at end of stream.
+ * Receives up to `length` bytes: from our TLS on a descriptor of ours,
+ * else through libpcp's `__pmRecv`, else `recv(2)`. Returns 0 at end of
+ * stream.
  *
  * # Safety
  * `buffer` is valid for writes of `length` bytes (or NULL with length 0).
@@ -181,7 +203,8 @@ ssize_t __pmSend(int fd, const void *buffer, size_t length, int flags);
 ssize_t __pmRecv(int fd, void *buffer, size_t length, int flags);
 
 /**
- * Like `__pmRecv` without flags, falling back to `read(2)` (pipes too).
+ * Like `__pmRecv` without flags; other descriptors (pipes too) go to
+ * libpcp's `__pmRead`, else `read(2)`.
  *
  * # Safety
  * `buffer` is valid for writes of `length` bytes (or NULL with length 0).
@@ -189,7 +212,8 @@ ssize_t __pmRecv(int fd, void *buffer, size_t length, int flags);
 ssize_t __pmRead(int fd, void *buffer, size_t length);
 
 /**
- * Like `__pmSend` without flags, falling back to `write(2)` (pipes too).
+ * Like `__pmSend` without flags; other descriptors (pipes too) go to
+ * libpcp's `__pmWrite`, else `write(2)`.
  *
  * # Safety
  * `buffer` is valid for reads of `length` bytes (or NULL with length 0).

@@ -14,6 +14,8 @@ pub struct Peer {
     pub role: Role,
     /// Client: the host name as typed. Server: "client ADDRESS".
     pub name: String,
+    /// Client: what the server is ("pmcd", or "pmproxy" for HTTPS push).
+    pub service: &'static str,
     /// Where trust comes from (client: CA file/dir or system store).
     pub trust: String,
     /// The tls.conf in use, for "set X in FILE" advice.
@@ -53,6 +55,7 @@ pub fn certificate(err: &CertificateError) -> Option<String> {
 
 fn client(err: &rustls::Error, peer: &Peer) -> Error {
     let host = &peer.name;
+    let service = peer.service;
     match err {
         rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Tls(format!(
             "issuer of certificate received from host \"{host}\" is not trusted (trusted CAs come from {})",
@@ -72,26 +75,26 @@ fn client(err: &rustls::Error, peer: &Peer) -> Error {
             None => format!("refusing the certificate of host \"{host}\": {err}"),
         }),
         rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => Error::NeedClientCert(format!(
-            "pmcd on host \"{host}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {}",
+            "{service} on host \"{host}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {}",
             peer.conf
         )),
         rustls::Error::AlertReceived(alert) if peer.sent_cert && rejects_certificate(*alert) => Error::Tls(format!(
-            "pmcd on host \"{host}\" rejected our client certificate (TLS alert {alert:?})"
+            "{service} on host \"{host}\" rejected our client certificate (TLS alert {alert:?})"
         )),
         rustls::Error::AlertReceived(alert) if !peer.sent_cert && rejects_certificate(*alert) => {
             Error::NeedClientCert(format!(
-                "pmcd on host \"{host}\" requires a client certificate (TLS alert {alert:?}); set tls-client-cert-file and tls-client-key-file in {}",
+                "{service} on host \"{host}\" requires a client certificate (TLS alert {alert:?}); set tls-client-cert-file and tls-client-key-file in {}",
                 peer.conf
             ))
         }
         rustls::Error::AlertReceived(AlertDescription::HandshakeFailure | AlertDescription::ProtocolVersion) => {
-            Error::Tls(format!("pmcd on host \"{host}\" has no TLS version or cipher suite in common with us"))
+            Error::Tls(format!("{service} on host \"{host}\" has no TLS version or cipher suite in common with us"))
         }
         rustls::Error::AlertReceived(alert) => {
-            Error::Tls(format!("pmcd on host \"{host}\" ended the TLS session (TLS alert {alert:?})"))
+            Error::Tls(format!("{service} on host \"{host}\" ended the TLS session (TLS alert {alert:?})"))
         }
         rustls::Error::PeerIncompatible(why) => {
-            Error::Tls(format!("pmcd on host \"{host}\" is incompatible with our TLS settings ({why:?})"))
+            Error::Tls(format!("{service} on host \"{host}\" is incompatible with our TLS settings ({why:?})"))
         }
         rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
             Error::Tls(format!("host \"{host}\" does not speak TLS correctly ({err})"))
@@ -147,6 +150,7 @@ mod tests {
         Peer {
             role,
             name: "pcp.example".into(),
+            service: "pmcd",
             trust: "tls-ca-cert-file \"/ca\"".into(),
             conf: "/tls.conf".into(),
             sent_cert,

@@ -125,6 +125,32 @@ pub unsafe extern "C" fn __pmSecureClientHandshake(
     })
 }
 
+/// HTTPS client connect (PCP 7.2 and later: pmlogger's and pmlogpush's
+/// push to pmproxy): a verified TLS handshake with `hostname` on the
+/// connected `fd`, with the same trust, host-name check, client
+/// certificate and time bound as PCP connections. Afterwards `__pmSend` and
+/// `__pmRecv` on `fd` go through TLS. Returns 0, `-EBADF`, `-EINVAL` (no
+/// host name) or a negative PCP error after logging the host and reason;
+/// a failed descriptor can carry no data.
+///
+/// # Safety
+/// `hostname` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn __pmSecureClientConnect(fd: c_int, hostname: *const c_char) -> c_int {
+    entry!(pcp::PM_ERR_TLS, {
+        if fd < 0 {
+            return -libc::EBADF;
+        }
+        let Some(host) = opt_str(hostname) else {
+            return -libc::EINVAL;
+        };
+        match handshake::https_client(fd, &host) {
+            Ok(()) => 0,
+            Err(e) => failure(&e),
+        }
+    })
+}
+
 /// Server side of the secure upgrade: validates the client's flags, sends
 /// the secure-ack status before any TLS byte (non-zero, and no TLS, when
 /// TLS cannot be done), accepts TLS with a bounded handshake, requiring a
@@ -147,7 +173,7 @@ pub unsafe extern "C" fn __pmSecureServerHandshake(
             log::warning!("fd {fd}: client sent unknown connection flags {flags:#x}; refused");
             return pcp::PM_ERR_IPC;
         }
-        if flags & pcp::PDU_FLAG_SECURE == 0 {
+        if flags & pcp::PDU_FLAG_SECURE == 0 || store().server_left_to_libpcp() {
             return match next::server_handshake() {
                 Some(f) => f(fd, flags, attrs.cast()),
                 None if flags & (pcp::PDU_FLAG_AUTH | pcp::PDU_FLAG_CREDS_REQD) != 0 => {
@@ -192,12 +218,28 @@ fn cert_required_by_server() -> bool {
 /// opaque handle, or NULL after logging which setting or file is at fault;
 /// pmcd then goes on serving plain connections.
 ///
+/// A program that links libssl itself (pmproxy) uses the result as an
+/// OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched, and
+/// its server TLS stays libpcp's (see [`crate::program`]).
+///
 /// # Safety
 /// `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
 /// NUL-terminated strings.
 #[no_mangle]
 pub unsafe extern "C" fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mut c_void {
     entry!(std::ptr::null_mut(), {
+        if crate::program::links_openssl() {
+            store().leave_server_to_libpcp();
+            let Some(libpcp) = next::server_init() else {
+                log::error!("this program uses OpenSSL for its TLS server but libpcp's __pmSecureServerInit is not loaded; TLS is off");
+                return std::ptr::null_mut();
+            };
+            log::info!(
+                "{}: this program serves TLS with OpenSSL itself (pmproxy's HTTPS), so its server TLS is left to libpcp; its connections to pmcd use the library's verified TLS",
+                version_str()
+            );
+            return libpcp(tls.cast());
+        }
         let Some(cfg) = tls.as_ref() else {
             log::error!("no TLS configuration given to the server; serving plain connections only");
             return std::ptr::null_mut();
@@ -273,7 +315,8 @@ fn identity_source(conf: &TlsConf) -> String {
 /// libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
 /// but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
 /// TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
-/// from an NSS database. Returns libpcp's result, or `-ENOSYS` when libpcp
+/// from an NSS database (not in a program that links libssl itself, whose
+/// server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when libpcp
 /// is not loaded.
 ///
 /// # Safety
@@ -289,7 +332,9 @@ pub unsafe extern "C" fn __pmGetSecureConfig(config: *mut __pmSecureConfig) -> c
         let Some(cfg) = config.as_mut() else {
             return sts;
         };
-        if sts == 0 && cfg.certfile.is_null() {
+        // A program whose server TLS stays libpcp's must see tls.conf as
+        // libpcp does (OpenSSL cannot read an NSS database).
+        if sts == 0 && cfg.certfile.is_null() && !crate::program::links_openssl() {
             if let Some(db) = own_settings().nssdb {
                 if let Ok(db) = std::ffi::CString::new(db) {
                     // libpcp frees the field with free(): allocate it with malloc.
@@ -383,6 +428,12 @@ fn setup_from_nssdb(
 #[no_mangle]
 pub unsafe extern "C" fn __pmSecureServerShutdown(ctx: *mut c_void, tls: *mut __pmSecureConfig) {
     entry!((), {
+        if store().server_left_to_libpcp() {
+            if let Some(libpcp) = next::server_shutdown() {
+                libpcp(ctx, tls.cast());
+            }
+            return;
+        }
         if !ctx.is_null() {
             store().clear_server(ctx as *const ServerContext);
         }
@@ -396,13 +447,17 @@ pub unsafe extern "C" fn __pmSecureServerShutdown(ctx: *mut c_void, tls: *mut __
 
 /// Answers the TLS features (secure: a server context exists; compress:
 /// never; cert-required: `pmcd -Q` or `tls-verify-clients = true`) and
-/// forwards every other feature to libpcp.
+/// forwards every other feature to libpcp (all of them in a program whose
+/// server TLS is libpcp's).
 ///
 /// # Safety
 /// No pointers are involved.
 #[no_mangle]
 pub unsafe extern "C" fn __pmServerHasFeature(query: c_int) -> c_int {
     entry!(0, {
+        if store().server_left_to_libpcp() {
+            return next::has_feature().map_or(0, |f| f(query));
+        }
         match query {
             pcp::FEATURE_SECURE => c_int::from(store().server().is_some()),
             pcp::FEATURE_COMPRESS => 0,
@@ -435,13 +490,15 @@ fn data_result(result: crate::error::Result<usize>) -> ssize_t {
 }
 
 /// The common part of the four data-path exports: checks the descriptor
-/// and buffer, then runs `tls` for a TLS descriptor or `plain` otherwise.
+/// and buffer, then runs `tls` for a descriptor with a session of ours, or
+/// `other` (libpcp's own definition, which knows its own TLS descriptors,
+/// else the plain system call) for every other descriptor.
 fn data_path(
     fd: c_int,
     buffer: *const c_void,
     length: size_t,
     tls: impl FnOnce(&crate::session::Session) -> crate::error::Result<usize>,
-    plain: impl FnOnce() -> ssize_t,
+    other: impl FnOnce() -> ssize_t,
 ) -> ssize_t {
     if fd < 0 {
         return -libc::EBADF as ssize_t;
@@ -451,11 +508,12 @@ fn data_path(
     }
     match table().get(fd) {
         Some(session) => data_result(tls(&session)),
-        None => plain(),
+        None => other(),
     }
 }
 
-/// Sends `length` bytes: through TLS on a secure descriptor, else `send(2)`.
+/// Sends `length` bytes: through our TLS on a descriptor of ours, else
+/// through libpcp's `__pmSend` (its own TLS or `send(2)`), else `send(2)`.
 ///
 /// # Safety
 /// `buffer` is valid for reads of `length` bytes (or NULL with length 0).
@@ -472,13 +530,17 @@ pub unsafe extern "C" fn __pmSend(
             buffer,
             length,
             |s| io::send(fd, s, slice(buffer, length)),
-            || libc::send(fd, buffer, length, flags),
+            || match next::send() {
+                Some(f) => f(fd, buffer, length, flags),
+                None => libc::send(fd, buffer, length, flags),
+            },
         )
     })
 }
 
-/// Receives up to `length` bytes: from TLS on a secure descriptor, else
-/// `recv(2)`. Returns 0 at end of stream.
+/// Receives up to `length` bytes: from our TLS on a descriptor of ours,
+/// else through libpcp's `__pmRecv`, else `recv(2)`. Returns 0 at end of
+/// stream.
 ///
 /// # Safety
 /// `buffer` is valid for writes of `length` bytes (or NULL with length 0).
@@ -495,12 +557,16 @@ pub unsafe extern "C" fn __pmRecv(
             buffer,
             length,
             |s| io::recv(fd, s, slice_mut(buffer, length)),
-            || libc::recv(fd, buffer, length, flags),
+            || match next::recv() {
+                Some(f) => f(fd, buffer, length, flags),
+                None => libc::recv(fd, buffer, length, flags),
+            },
         )
     })
 }
 
-/// Like `__pmRecv` without flags, falling back to `read(2)` (pipes too).
+/// Like `__pmRecv` without flags; other descriptors (pipes too) go to
+/// libpcp's `__pmRead`, else `read(2)`.
 ///
 /// # Safety
 /// `buffer` is valid for writes of `length` bytes (or NULL with length 0).
@@ -512,12 +578,16 @@ pub unsafe extern "C" fn __pmRead(fd: c_int, buffer: *mut c_void, length: size_t
             buffer,
             length,
             |s| io::recv(fd, s, slice_mut(buffer, length)),
-            || libc::read(fd, buffer, length),
+            || match next::read() {
+                Some(f) => f(fd, buffer, length),
+                None => libc::read(fd, buffer, length),
+            },
         )
     })
 }
 
-/// Like `__pmSend` without flags, falling back to `write(2)` (pipes too).
+/// Like `__pmSend` without flags; other descriptors (pipes too) go to
+/// libpcp's `__pmWrite`, else `write(2)`.
 ///
 /// # Safety
 /// `buffer` is valid for reads of `length` bytes (or NULL with length 0).
@@ -529,7 +599,10 @@ pub unsafe extern "C" fn __pmWrite(fd: c_int, buffer: *const c_void, length: siz
             buffer,
             length,
             |s| io::send(fd, s, slice(buffer, length)),
-            || libc::write(fd, buffer, length),
+            || match next::write() {
+                Some(f) => f(fd, buffer, length),
+                None => libc::write(fd, buffer, length),
+            },
         )
     })
 }
@@ -637,10 +710,7 @@ pub unsafe extern "C" fn select(
     timeout: *mut libc::timeval,
 ) -> c_int {
     entry!(
-        {
-            set_errno(libc::EINTR);
-            -1
-        },
+        crate::select::plain(nfds, readfds, writefds, exceptfds, timeout),
         { crate::select::select(nfds, readfds, writefds, exceptfds, timeout) }
     )
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
-use rustls::{Connection, ProtocolVersion};
+use rustls::{AlertDescription, Connection, ProtocolVersion};
 
 use crate::ack;
 use crate::config::{self, Role};
@@ -16,9 +16,10 @@ use crate::diagnose::{self, Peer};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::pcp;
+use crate::redial::{redial, Preamble};
 use crate::session::{table, Session};
 use crate::sock::{self, Deadline, FdIo, Ready};
-use crate::store::store;
+use crate::store::{store, ClientContext};
 
 /// Client side: read the server's status (when it sends one), verify the
 /// server over TLS, and register the session. `host` is what the user typed.
@@ -32,15 +33,59 @@ pub fn client(fd: RawFd, flags: i32, host: Option<&str>) -> Result<()> {
     result
 }
 
+/// HTTPS client side (PCP 7.2 push from pmlogger and pmlogpush to pmproxy):
+/// a verified TLS handshake on the connected `fd` with the server `host`,
+/// with no PCP exchange before it, then registration of the session so
+/// that libpcp's `__pmSend`/`__pmRecv` carry the HTTP request inside TLS.
+/// A failure leaves the descriptor refused: nothing can be sent on it.
+pub fn https_client(fd: RawFd, host: &str) -> Result<()> {
+    let name = host
+        .trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let result = if name.is_empty() || name.starts_with('.') {
+        Err(Error::Tls(format!(
+            "\"{host}\" is not a host name that a certificate can be checked against"
+        )))
+    } else {
+        let timeout = config::handshake_timeout(Role::Client);
+        store().client().and_then(|ctx| {
+            let conf = conf_words(&ctx);
+            upgrade(
+                fd,
+                &ctx,
+                Target {
+                    name: &name,
+                    service: "pmproxy",
+                    conf: &conf,
+                    preamble: Preamble::None,
+                },
+                timeout,
+                Deadline::after(timeout),
+            )
+        })
+    };
+    if let Err(e) = &result {
+        log::error!("secure connection to pmproxy on host \"{name}\" failed: {e}");
+        table().insert(fd, Session::refused(Role::Client, name));
+    }
+    result
+}
+
+/// "\"FILE\"" of the client's tls.conf, for advice in messages.
+fn conf_words(ctx: &ClientContext) -> String {
+    ctx.conf_path
+        .as_ref()
+        .map(|p| format!("\"{}\"", p.display()))
+        .unwrap_or_else(|| "the file named by PCP_TLSCONF_PATH".to_string())
+}
+
 fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     let timeout = config::handshake_timeout(Role::Client);
     let deadline = Deadline::after(timeout);
     let ctx = store().client()?;
-    let conf = ctx
-        .conf_path
-        .as_ref()
-        .map(|p| format!("\"{}\"", p.display()))
-        .unwrap_or_else(|| "the file named by PCP_TLSCONF_PATH".to_string());
+    let conf = conf_words(&ctx);
     if flags & pcp::PDU_FLAG_SECURE_ACK != 0 {
         let status = ack::read(fd, deadline)?;
         if status < 0 {
@@ -52,6 +97,84 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
             "pmcd on host \"{name}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {conf}"
         )));
     }
+    let target = Target {
+        name,
+        service: "pmcd",
+        conf: &conf,
+        preamble: Preamble::Pcp { flags },
+    };
+    upgrade(fd, &ctx, target, timeout, deadline)
+}
+
+/// The server a client handshake is for.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    /// The host name to verify, as typed.
+    name: &'a str,
+    /// "pmcd" or "pmproxy", for messages.
+    service: &'static str,
+    /// The client's tls.conf, for advice.
+    conf: &'a str,
+    /// What to replay on a new connection if the server refuses resumption.
+    preamble: Preamble,
+}
+
+/// Runs the verified client handshake. A server that aborts it because a
+/// session was offered for resumption (stock pmcd and pmproxy do, with a
+/// fatal `internal_error`) is never offered one again, and the connection
+/// is made once more with a full handshake in the same descriptor.
+fn upgrade(
+    fd: RawFd,
+    ctx: &ClientContext,
+    target: Target<'_>,
+    timeout: Duration,
+    deadline: Deadline,
+) -> Result<()> {
+    match tls_client(fd, ctx, target, timeout, deadline) {
+        Err(Attempt::ResumptionRefused) => {
+            ctx.stop_resuming(target.name);
+            log::info!(
+                "{} on host \"{}\" refused to resume a TLS session (stock PCP does); connecting again with a full handshake, and sessions with it are no longer resumed",
+                target.service,
+                target.name
+            );
+            let deadline = Deadline::after(timeout);
+            redial(fd, target.preamble, deadline)?;
+            tls_client(fd, ctx, target, timeout, deadline).map_err(|a| match a {
+                Attempt::Failed(e) => e,
+                Attempt::ResumptionRefused => Error::Tls(format!(
+                    "{} on host \"{}\" refused the TLS handshake with an internal error",
+                    target.service, target.name
+                )),
+            })
+        }
+        Err(Attempt::Failed(e)) => Err(e),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// How one handshake attempt failed.
+enum Attempt {
+    /// For a reason to report.
+    Failed(Error),
+    /// The server aborted because we offered to resume a session.
+    ResumptionRefused,
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+fn tls_client(
+    fd: RawFd,
+    ctx: &ClientContext,
+    target: Target<'_>,
+    timeout: Duration,
+    deadline: Deadline,
+) -> std::result::Result<(), Attempt> {
+    let name = target.name;
     let server_name = ServerName::try_from(name.to_string()).map_err(|e| {
         Error::Tls(format!(
             "host name \"{name}\" cannot be checked against a certificate ({e})"
@@ -62,8 +185,9 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     let mut peer = Peer {
         role: Role::Client,
         name: name.to_string(),
+        service: target.service,
         trust: ctx.trust_source.clone(),
-        conf,
+        conf: target.conf.to_string(),
         sent_cert: false,
     };
     // Time spent waiting for the user to answer a trust question does not
@@ -72,9 +196,19 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     let result = drive(fd, &mut conn, deadline, &prompt_time);
     let asked = scope.asked.load(Ordering::Relaxed);
     peer.sent_cert = asked && ctx.has_identity();
+    if matches!(
+        result,
+        Err(Failure::Tls(rustls::Error::AlertReceived(
+            AlertDescription::InternalError
+        )))
+    ) && scope.offered_resumption.load(Ordering::Relaxed)
+    {
+        return Err(Attempt::ResumptionRefused);
+    }
     result.map_err(|f| match f {
         Failure::Other(e @ (Error::Closed(_) | Error::Timeout(_))) if scope.saved.load(Ordering::Relaxed) => Error::Tls(format!(
-            "{e}: pmcd gave up while the question was being answered; the certificate was saved, so connect again"
+            "{e}: {} gave up while the question was being answered; the certificate was saved, so connect again",
+            target.service
         )),
         f => f.explain(&peer),
     })?;
@@ -85,7 +219,8 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
             .map_err(|f| f.explain(&peer))?;
     }
     log::debug!(
-        "fd {fd}: TLS with pmcd on host \"{name}\" established ({}, {} handshake)",
+        "fd {fd}: TLS with {} on host \"{name}\" established ({}, {} handshake)",
+        target.service,
         describe(&conn),
         match conn.handshake_kind() {
             Some(rustls::HandshakeKind::Resumed) => "resumed",
@@ -149,6 +284,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
     let peer = Peer {
         role: Role::Server,
         name: who.to_string(),
+        service: "pmcd",
         trust: String::new(),
         conf: String::new(),
         sent_cert: true,

@@ -82,6 +82,7 @@ pub fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
             let peer = Peer {
                 role: session.role,
                 name: session.peer.clone(),
+                service: "pmcd",
                 trust: String::new(),
                 conf: "the file named by PCP_TLSCONF_PATH".into(),
                 sent_cert: true,

@@ -1,8 +1,10 @@
 //! The definitions our exports stand in front of: libpcp's own functions
-//! (SASL, feature bits, IPC-table reset on close) and libc's `select`, found
-//! with `dlsym(RTLD_NEXT, ...)` once per process. When a program does not
-//! load libpcp (the C tests), the lookups find nothing and each caller
-//! falls back to the plain behaviour.
+//! (SASL, feature bits, IPC-table reset on close, the data path of
+//! descriptors that are not ours, its own TLS set-up for programs that use
+//! it themselves) and libc's `select`, found with `dlsym(RTLD_NEXT, ...)`
+//! once per process. When a program does not load libpcp (the C tests),
+//! the lookups find nothing and each caller falls back to the plain
+//! behaviour.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
@@ -20,6 +22,18 @@ pub type CloseSocketFn = unsafe extern "C" fn(c_int);
 pub type FreeSecureConfigFn = unsafe extern "C" fn(*mut c_void);
 /// `int __pmGetSecureConfig(__pmSecureConfig *)`.
 pub type GetSecureConfigFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+/// `ssize_t __pmSend(int, const void *, size_t, int)`
+pub type SendFn = unsafe extern "C" fn(c_int, *const c_void, libc::size_t, c_int) -> libc::ssize_t;
+/// `ssize_t __pmRecv(int, void *, size_t, int)`
+pub type RecvFn = unsafe extern "C" fn(c_int, *mut c_void, libc::size_t, c_int) -> libc::ssize_t;
+/// `ssize_t __pmWrite(int, const void *, size_t)`
+pub type WriteFn = unsafe extern "C" fn(c_int, *const c_void, libc::size_t) -> libc::ssize_t;
+/// `ssize_t __pmRead(int, void *, size_t)`
+pub type ReadFn = unsafe extern "C" fn(c_int, *mut c_void, libc::size_t) -> libc::ssize_t;
+/// `void *__pmSecureServerInit(__pmSecureConfig *)`
+pub type ServerInitFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+/// `void __pmSecureServerShutdown(void *, __pmSecureConfig *)`
+pub type ServerShutdownFn = unsafe extern "C" fn(*mut c_void, *mut c_void);
 /// `int select(int, fd_set *, fd_set *, fd_set *, struct timeval *)`
 pub type SelectFn = unsafe extern "C" fn(
     c_int,
@@ -74,4 +88,30 @@ next_fn!(
 next_fn!(
     /// libpcp's release of a parsed `tls.conf` (its strings are libpcp's).
     free_secure_config, FreeSecureConfigFn, c"__pmFreeSecureConfig"
+);
+next_fn!(
+    /// libpcp's send (its own TLS, or `send(2)`), for descriptors that have
+    /// no session of ours.
+    send, SendFn, c"__pmSend"
+);
+next_fn!(
+    /// libpcp's receive, for descriptors that have no session of ours.
+    recv, RecvFn, c"__pmRecv"
+);
+next_fn!(
+    /// libpcp's write, for descriptors that have no session of ours.
+    write, WriteFn, c"__pmWrite"
+);
+next_fn!(
+    /// libpcp's read, for descriptors that have no session of ours.
+    read, ReadFn, c"__pmRead"
+);
+next_fn!(
+    /// libpcp's own (OpenSSL) server TLS set-up, for programs that use the
+    /// result as an OpenSSL context themselves.
+    server_init, ServerInitFn, c"__pmSecureServerInit"
+);
+next_fn!(
+    /// libpcp's release of the context from its own `__pmSecureServerInit`.
+    server_shutdown, ServerShutdownFn, c"__pmSecureServerShutdown"
 );

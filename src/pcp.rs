@@ -3,6 +3,12 @@
 
 /// `PDU_ERROR`: the PDU type of the challenge and of the secure-ack status.
 pub const PDU_ERROR: i32 = 0x7000;
+/// `PDU_CREDS`: the client's credentials (its version and flags).
+pub const PDU_CREDS: i32 = 0x700c;
+/// Credential type `CVERSION` (byte 0 of a credential on the wire).
+pub const CVERSION: u8 = 1;
+/// `PDU_VERSION` (2), as a credential carries it (byte 1).
+pub const PDU_VERSION: u8 = 2;
 /// Length of a PDU header (len, type, from), all big-endian 32-bit.
 pub const PDU_HEADER_LEN: usize = 12;
 /// Length of a plain error PDU (`p_error_t`): header plus one code.

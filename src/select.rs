@@ -21,8 +21,7 @@ pub unsafe fn select(
     timeout: *mut libc::timeval,
 ) -> c_int {
     let Some(real) = next::select() else {
-        *libc::__errno_location() = libc::ENOSYS;
-        return -1;
+        return plain(nfds, readfds, writefds, exceptfds, timeout);
     };
     if readfds.is_null() || nfds <= 0 || table().is_empty() {
         return real(nfds, readfds, writefds, exceptfds, timeout);
@@ -70,5 +69,46 @@ pub unsafe fn select(
             n += 1;
         }
     }
+    n
+}
+
+/// `select` exactly as libc does it, without looking at any session: the
+/// hook's fallback after an internal error, so that a caller's loop waits
+/// as it would without the library (never a spinning `EINTR`). Uses libc's
+/// `select`, or `pselect` (with the same time-out, updated as Linux does)
+/// where that cannot be found.
+///
+/// # Safety
+/// Same contract as libc's `select`.
+pub unsafe fn plain(
+    nfds: c_int,
+    readfds: *mut libc::fd_set,
+    writefds: *mut libc::fd_set,
+    exceptfds: *mut libc::fd_set,
+    timeout: *mut libc::timeval,
+) -> c_int {
+    if let Some(real) = next::select() {
+        return real(nfds, readfds, writefds, exceptfds, timeout);
+    }
+    let Some(tv) = timeout.as_mut() else {
+        return libc::pselect(
+            nfds,
+            readfds,
+            writefds,
+            exceptfds,
+            std::ptr::null(),
+            std::ptr::null(),
+        );
+    };
+    let start = std::time::Instant::now();
+    let ts = libc::timespec {
+        tv_sec: tv.tv_sec,
+        tv_nsec: tv.tv_usec.clamp(0, 999_999) * 1000,
+    };
+    let n = libc::pselect(nfds, readfds, writefds, exceptfds, &ts, std::ptr::null());
+    let asked = std::time::Duration::new(tv.tv_sec.max(0) as u64, ts.tv_nsec as u32);
+    let left = asked.saturating_sub(start.elapsed());
+    tv.tv_sec = left.as_secs() as libc::time_t;
+    tv.tv_usec = left.subsec_micros() as libc::suseconds_t;
     n
 }

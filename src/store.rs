@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use rustls::client::ResolvesClientCert;
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ResolvesClientCert, Resumption};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -179,7 +179,9 @@ pub struct ClientContext {
     identity: Option<Arc<CertifiedKey>>,
     /// One configuration per host, kept so that sessions can be resumed
     /// (rustls resumes only with the same verifier and resolver objects).
-    per_host: Mutex<HashMap<String, Arc<ClientConfig>>>,
+    /// A host that aborts resumption gets one that never offers it.
+    /// The flag says whether it may still offer resumption.
+    per_host: Mutex<HashMap<String, (Arc<ClientConfig>, bool)>>,
     /// The handshakes in progress, for the verifiers and the resolver.
     scopes: Arc<verify::Scopes>,
     /// Where trust comes from, for messages ("tls-ca-cert-file \"/x\"").
@@ -285,6 +287,17 @@ impl ClientContext {
         if let Some(key_log) = crate::keylog::from_env() {
             base.key_log = key_log;
         }
+        let scopes = Arc::new(verify::Scopes::default());
+        base.resumption = if std::env::var_os("PMPROXY_HOST").is_some_and(|v| !v.is_empty()) {
+            // Through pmproxy's relay a refused resumption could not be
+            // retried (the relay's preamble names a port only libpcp knows).
+            Resumption::disabled()
+        } else {
+            Resumption::store(Arc::new(WatchedSessions {
+                sessions: rustls::client::ClientSessionMemoryCache::new(256),
+                scopes: scopes.clone(),
+            }))
+        };
         Ok(ClientContext {
             base: Arc::new(base),
             webpki,
@@ -292,7 +305,7 @@ impl ClientContext {
             anchors: Arc::new(anchors),
             identity,
             per_host: Mutex::new(HashMap::new()),
-            scopes: Arc::new(verify::Scopes::default()),
+            scopes,
             trust_source,
             conf_path,
         })
@@ -321,6 +334,23 @@ impl ClientContext {
             Arc::new(verify::Scopes::default()),
         );
         Ok(verifier.assess(leaf, rest, &name, &[], UnixTime::now()))
+    }
+
+    /// From now on, connections to `host` never offer to resume a session
+    /// (stock pmcd and pmproxy abort every resumption attempt with a fatal
+    /// `internal_error` alert). Returns false when that was already so.
+    pub fn stop_resuming(&self, host: &str) -> bool {
+        let mut per_host = lock(&self.per_host);
+        let Some(config) = per_host.get(host) else {
+            return false;
+        };
+        if !config.1 {
+            return false;
+        }
+        let mut config = (*config.0).clone();
+        config.resumption = Resumption::disabled();
+        per_host.insert(host.to_string(), (Arc::new(config), false));
+        true
     }
 
     /// True when a client certificate is configured.
@@ -355,14 +385,79 @@ impl ClientContext {
                             self.scopes.clone(),
                         ),
                     ));
-                    Arc::new(config)
+                    (Arc::new(config), true)
                 })
+                .0
                 .clone()
         };
         let scope = self.scopes.enter();
         let conn = ClientConnection::new(config, name)
             .map_err(|e| Error::Tls(format!("cannot start TLS: {e}")))?;
         Ok((conn, scope))
+    }
+}
+
+/// The client's session cache, which notes in the current handshake's scope
+/// that the ClientHello offers to resume a session (so that a server's
+/// refusal of resumption can be told apart from other failures).
+#[derive(Debug)]
+struct WatchedSessions {
+    sessions: rustls::client::ClientSessionMemoryCache,
+    scopes: Arc<verify::Scopes>,
+}
+
+impl WatchedSessions {
+    fn offered<T>(&self, value: Option<T>) -> Option<T> {
+        if value.is_some() {
+            if let Some(scope) = self.scopes.current() {
+                scope.offered_resumption.store(true, Ordering::Relaxed);
+            }
+        }
+        value
+    }
+}
+
+impl rustls::client::ClientSessionStore for WatchedSessions {
+    fn set_kx_hint(&self, name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.sessions.set_kx_hint(name, group)
+    }
+
+    fn kx_hint(&self, name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.sessions.kx_hint(name)
+    }
+
+    fn set_tls12_session(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.sessions.set_tls12_session(name, value)
+    }
+
+    fn tls12_session(
+        &self,
+        name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.offered(self.sessions.tls12_session(name))
+    }
+
+    fn remove_tls12_session(&self, name: &ServerName<'static>) {
+        self.sessions.remove_tls12_session(name)
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.sessions.insert_tls13_ticket(name, value)
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.offered(self.sessions.take_tls13_ticket(name))
     }
 }
 
@@ -444,11 +539,15 @@ type ConfStamp = Option<(PathBuf, Option<SystemTime>, u64)>;
 pub struct Store {
     server: Mutex<Option<Arc<ServerContext>>>,
     client: Mutex<Option<(ConfStamp, Arc<ClientContext>)>>,
+    /// The program serves TLS with libpcp's own OpenSSL context (it uses
+    /// that context itself: pmproxy); every server-side call goes to libpcp.
+    server_left_to_libpcp: std::sync::atomic::AtomicBool,
 }
 
 static STORE: Store = Store {
     server: Mutex::new(None),
     client: Mutex::new(None),
+    server_left_to_libpcp: std::sync::atomic::AtomicBool::new(false),
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -466,6 +565,16 @@ impl Store {
         let ctx = Arc::new(ctx);
         *lock(&self.server) = Some(ctx.clone());
         ctx
+    }
+
+    /// Records that this program's server TLS is libpcp's own.
+    pub fn leave_server_to_libpcp(&self) {
+        self.server_left_to_libpcp.store(true, Ordering::Release);
+    }
+
+    /// True when this program's server TLS is libpcp's own.
+    pub fn server_left_to_libpcp(&self) -> bool {
+        self.server_left_to_libpcp.load(Ordering::Acquire)
     }
 
     /// The server context, if TLS serving is set up.

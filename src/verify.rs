@@ -41,6 +41,8 @@ pub struct Scope {
     pub prompt_ms: AtomicU64,
     /// The certificate was saved in the trust store.
     pub saved: AtomicBool,
+    /// The ClientHello offered to resume an earlier session.
+    pub offered_resumption: AtomicBool,
 }
 
 /// The handshakes in progress with one client configuration, by thread.

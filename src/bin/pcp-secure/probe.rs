@@ -439,6 +439,7 @@ fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) ->
     let peer = Peer {
         role: Role::Client,
         name: target.host.clone(),
+        service: "pmcd",
         trust: client
             .context
             .as_ref()
