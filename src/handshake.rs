@@ -133,7 +133,7 @@ fn upgrade(
     match tls_client(fd, ctx, target, timeout, deadline) {
         Err(Attempt::ResumptionRefused) => {
             ctx.stop_resuming(target.name);
-            log::info!(
+            log::debug!(
                 "{} on host \"{}\" refused to resume a TLS session (stock PCP does); connecting again with a full handshake, and sessions with it are no longer resumed",
                 target.service,
                 target.name
