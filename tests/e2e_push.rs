@@ -710,28 +710,43 @@ fn check_wire(recs: &[Recording]) -> Result<Vec<usize>, String> {
     Ok(app)
 }
 
-/// Asserts a successful push over TLS: only TLS on the wire, no secret in
-/// clear, and at least `min_app` bytes of encrypted application data from
-/// the client (the archive went inside TLS; see [`push_size`]).
-fn assert_pushed_over_tls(recs: &[Recording], min_app: usize, what: &str) {
-    let app = check_wire(recs).unwrap_or_else(|e| panic!("{what}: {e}"));
+/// Asserts that the wire of a push held nothing but TLS (no secret in
+/// clear; see [`check_wire`]) and returns the client's application-data
+/// bytes per connection. Checked before the push's own outcome, so that a
+/// leak is reported as such even when it also made the push fail.
+fn assert_only_tls(recs: &[Recording], what: &str, run: &Run) -> Vec<usize> {
+    let app = check_wire(recs).unwrap_or_else(|e| panic!("{what}: {e}\n{}", run.describe()));
+    assert!(
+        recs.iter().any(|r| !r.s2c.is_empty() && r.s2c[0] == 0x16),
+        "{what}: pmproxy answered no TLS handshake\n{}",
+        run.describe()
+    );
+    app
+}
+
+/// Asserts that the client sent at least `min_app` bytes of encrypted
+/// application data (the archive went inside TLS; see [`push_size`]).
+fn assert_archive_inside_tls(app: &[usize], min_app: usize, what: &str) {
     assert!(
         app.iter().sum::<usize>() >= min_app,
         "{what}: the client sent less than {min_app} bytes (the archive) of TLS application \
          data (per connection: {app:?})"
     );
-    assert!(
-        recs.iter().any(|r| !r.s2c.is_empty() && r.s2c[0] == 0x16),
-        "{what}: pmproxy answered no TLS handshake"
-    );
 }
 
 /// Asserts a refused push on the wire: only TLS, nothing in clear.
-fn assert_nothing_in_clear(recs: &[Recording], what: &str) {
-    check_wire(recs).unwrap_or_else(|e| panic!("{what}: {e}"));
+fn assert_nothing_in_clear(recs: &[Recording], what: &str, runs: &[&Run]) {
+    let runs = || {
+        runs.iter()
+            .map(|r| r.describe())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    check_wire(recs).unwrap_or_else(|e| panic!("{what}: {e}\n{}", runs()));
     assert!(
         recs.iter().any(|r| !r.c2s.is_empty()),
-        "{what}: the client never started a TLS handshake through the recorder"
+        "{what}: the client never started a TLS handshake through the recorder\n{}",
+        runs()
     );
 }
 
@@ -843,6 +858,30 @@ fn push_size(base: &Path) -> usize {
         .unwrap()
 }
 
+/// pmlogpush (of `source`) and pmlogger, both through a recorder to
+/// `proxy`, must fail: the library names `reason`, the recorded wire holds
+/// only TLS handshake bytes (nothing in clear), pmproxy stores nothing and
+/// keeps running.
+fn assert_push_refused(
+    site: &Site,
+    proxy: &mut Pmproxy,
+    client: &PushClient,
+    source: &Path,
+    reason: &str,
+) {
+    let recorder = Recorder::start(proxy.addr());
+    let push = client.pmlogpush("localhost", recorder.port(), source);
+    let url = format!("https://localhost:{}", recorder.port());
+    let logger = client.pmlogger_push(&site.pmcd, &url);
+    assert_nothing_in_clear(&recorder.finished(2), reason, &[&push, &logger]);
+    for run in [&push, &logger] {
+        run.assert_failed();
+        assert_library_refused(run, "localhost", &[reason]);
+    }
+    assert_nothing_arrived(proxy, reason);
+    proxy.assert_running();
+}
+
 // ---------------------------------------------------------------------------
 // Tests
 
@@ -860,10 +899,10 @@ fn pmlogpush_pushes_an_archive_over_tls_to_stock_pmproxy() {
     let recorder = Recorder::start(proxy.addr());
 
     let run = client.pmlogpush("localhost", recorder.port(), &source);
+    let app = assert_only_tls(&recorder.finished(1), "pmlogpush", &run);
     run.assert_ok();
     assert_library_connected(&run, "localhost");
-    let recs = recorder.finished(1);
-    assert_pushed_over_tls(&recs, push_size(&source), "pmlogpush");
+    assert_archive_inside_tls(&app, push_size(&source), "pmlogpush");
 
     let stored = assert_archive_arrived(&proxy, "pmlogpush");
     for ext in ["0", "index", "meta"] {
@@ -895,11 +934,11 @@ fn pmlogger_pushes_over_tls_to_stock_pmproxy() {
 
     let url = format!("https://localhost:{}", recorder.port());
     let run = client.pmlogger_push(&site.pmcd, &url);
+    let app = assert_only_tls(&recorder.finished(1), "pmlogger", &run);
     run.assert_ok();
     assert_library_connected(&run, "localhost");
-    let recs = recorder.finished(1);
     let stored = assert_archive_arrived(&proxy, "pmlogger");
-    assert_pushed_over_tls(&recs, push_size(&stored), "pmlogger");
+    assert_archive_inside_tls(&app, push_size(&stored), "pmlogger");
     proxy.assert_running();
 }
 
@@ -918,20 +957,7 @@ fn push_is_refused_when_the_pmproxy_certificate_is_untrusted() {
         "tls-ca-cert-file",
         &site.certs.path("other-ca.crt"),
     )]));
-    let recorder = Recorder::start(proxy.addr());
-
-    let run = client.pmlogpush("localhost", recorder.port(), &source);
-    run.assert_failed();
-    assert_library_refused(&run, "localhost", &["is not trusted"]);
-    let url = format!("https://localhost:{}", recorder.port());
-    let run = client.pmlogger_push(&site.pmcd, &url);
-    run.assert_failed();
-    assert_library_refused(&run, "localhost", &["is not trusted"]);
-
-    let recs = recorder.finished(2);
-    assert_nothing_in_clear(&recs, "untrusted pmproxy certificate");
-    assert_nothing_arrived(&proxy, "untrusted pmproxy certificate");
-    proxy.assert_running();
+    assert_push_refused(&site, &mut proxy, &client, &source, "is not trusted");
 }
 
 /// A pmproxy certificate from the trusted CA but for another host name
@@ -946,20 +972,7 @@ fn push_is_refused_when_the_host_name_does_not_match() {
     let mut proxy = site.pmproxy("wronghost");
     let client = PushClient::new(&site.certs.client_conf());
     let source = site.archive(&client);
-    let recorder = Recorder::start(proxy.addr());
-
-    let run = client.pmlogpush("localhost", recorder.port(), &source);
-    run.assert_failed();
-    assert_library_refused(&run, "localhost", &["does not match"]);
-    let url = format!("https://localhost:{}", recorder.port());
-    let run = client.pmlogger_push(&site.pmcd, &url);
-    run.assert_failed();
-    assert_library_refused(&run, "localhost", &["does not match"]);
-
-    let recs = recorder.finished(2);
-    assert_nothing_in_clear(&recs, "host name mismatch");
-    assert_nothing_arrived(&proxy, "host name mismatch");
-    proxy.assert_running();
+    assert_push_refused(&site, &mut proxy, &client, &source, "does not match");
 }
 
 /// The test's own helpers (run everywhere): the Basic-credential encoding
