@@ -384,10 +384,16 @@ fn base64(data: &[u8]) -> String {
 
 /// The current time as `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    utc_stamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+/// `secs` seconds after 1970-01-01T00:00:00Z as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_stamp(secs: u64) -> String {
     let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -427,9 +433,36 @@ mod tests {
 
     #[test]
     fn date_is_iso8601_utc() {
+        // Fixed instants, so the check means the same in any year: the
+        // epoch, leap days (2000 is a leap year, 2100 is not), the ends of
+        // years and of 32-bit time, 9999's last second.
+        for (secs, want) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_709_164_799, "2024-02-28T23:59:59Z"),
+            (1_709_251_199, "2024-02-29T23:59:59Z"),
+            (1_798_761_599, "2026-12-31T23:59:59Z"),
+            (2_147_483_648, "2038-01-19T03:14:08Z"),
+            (4_107_456_000, "2100-02-28T00:00:00Z"),
+            (4_107_542_400, "2100-03-01T00:00:00Z"),
+            (253_402_300_799, "9999-12-31T23:59:59Z"),
+        ] {
+            assert_eq!(utc_stamp(secs), want, "{secs}");
+        }
+        // Now, whatever the date: the shape only.
         let now = utc_now();
-        assert_eq!(now.len(), 20, "{now}");
-        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+        let b = now.as_bytes();
+        assert_eq!(b.len(), 20, "{now}");
+        for (i, c) in b.iter().enumerate() {
+            let ok = match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'Z',
+                _ => c.is_ascii_digit(),
+            };
+            assert!(ok, "{now}");
+        }
     }
 
     #[test]

@@ -436,7 +436,7 @@ fn issued_certificates_work_with_real_pmcd_and_pminfo() {
         s(&fs::canonicalize(pki.file("server.crt")).unwrap())
     );
     assert!(
-        pmcd.wait_for_log(Duration::from_secs(10), |log| log.contains(&served)),
+        pmcd.wait_for_log(LOG_LIMIT, |log| log.contains(&served)),
         "pmcd does not serve the issued certificate ({served})\n{}",
         pmcd.log()
     );

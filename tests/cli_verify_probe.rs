@@ -166,6 +166,22 @@ fn assert_check(run: &Run, name: &str, status: &str, texts: &[&str]) {
     }
 }
 
+/// Asserts that check `name`'s line gives a number of days in `range`
+/// right before `unit` ("days left"): a range, since the count depends on
+/// how long ago the certificate was made.
+fn assert_days(run: &Run, name: &str, unit: &str, range: std::ops::RangeInclusive<i64>) {
+    let l = line(run, name);
+    let days = l
+        .split_once(&format!(" {unit}"))
+        .and_then(|(head, _)| head.rsplit(['(', ' ']).next())
+        .and_then(|n| n.parse::<i64>().ok())
+        .unwrap_or_else(|| panic!("no number before {unit:?} in check {name:?}: {l}"));
+    assert!(
+        range.contains(&days),
+        "check {name:?}: {days} {unit}, want {range:?}: {l}"
+    );
+}
+
 fn fail_lines(run: &Run) -> Vec<&str> {
     run.stdout
         .lines()
@@ -259,13 +275,15 @@ fn verify_passes_a_good_server_setup() {
         "ok",
         &["chains to tls-ca-cert-file", "ca.crt"],
     );
-    // scripts/mkcerts makes certificates valid for 30 days: under the limit.
+    // scripts/mkcerts makes certificates valid for 365 days: far above the
+    // 30 days under which verify warns.
     assert_check(
         &run,
         "server certificate validity",
-        "warn",
-        &["expires on", "in 29 days"],
+        "ok",
+        &["valid until", "days left"],
     );
+    assert_days(&run, "server certificate validity", "days left", 364..=365);
     assert_check(&run, "server name \"localhost\"", "ok", &["DNS:localhost"]);
     assert_check(
         &run,
@@ -470,12 +488,13 @@ fn verify_fails_a_missing_or_unreadable_certificate_file() {
 fn verify_warns_about_a_client_only_setup_and_key_modes() {
     let certs = Certs::new();
     let user = User::new(&certs.client_conf_with_cert("client"));
-    let key = user.path("client.key");
-    fs::copy(certs.path("client.key"), &key).unwrap();
+    // client-soon.crt ends in 9 days and a half: under verify's 30 days.
+    let key = user.path("client-soon.key");
+    fs::copy(certs.path("client-soon.key"), &key).unwrap();
     fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
     user.set_conf(&tls_conf(&[
         ("tls-ca-cert-file", &certs.path("ca.crt")),
-        ("tls-client-cert-file", &certs.path("client.crt")),
+        ("tls-client-cert-file", &certs.path("client-soon.crt")),
         ("tls-client-key-file", key.to_str().unwrap()),
     ]));
     let run = user.verify(&[]);
@@ -490,9 +509,14 @@ fn verify_warns_about_a_client_only_setup_and_key_modes() {
         &run,
         "client TLS setup",
         "ok",
-        &["client certificate", "client.crt"],
+        &["client certificate", "client-soon.crt"],
     );
-    assert_check(&run, "client certificate validity", "warn", &["expires on"]);
+    assert_check(
+        &run,
+        "client certificate validity",
+        "warn",
+        &["expires on", "in 9 days"],
+    );
     assert_check(
         &run,
         "client key permissions",
@@ -1090,14 +1114,14 @@ fn verify_fails_a_wrong_nss_password_and_a_missing_nickname() {
 
 #[test]
 fn verify_warns_about_an_nss_certificate_expiring_soon() {
-    // scripts/mkcerts' certificates are valid 30 days: imported with
-    // pk12util as PEM users would.
+    // scripts/mkcerts' soon.crt ends in 9 days and a half (under verify's
+    // 30 days): imported with pk12util as PEM users would.
     let certs = Certs::new();
     let db = NssDb::new("");
     db.import_pem(
         COLLECTOR,
-        &certs.path("server.crt"),
-        &certs.path("server.key"),
+        &certs.path("soon.crt"),
+        &certs.path("soon.key"),
         &certs.path("ca.crt"),
     );
     let user = User::new(&db.conf(false, &[]));
@@ -1130,7 +1154,7 @@ fn verify_warns_about_an_nss_certificate_expiring_soon() {
         &run,
         "server certificate validity",
         "warn",
-        &["expires on", "in 29 days", &db.spec(), "pk12util -i"],
+        &["expires on", "in 9 days", &db.spec(), "pk12util -i"],
     );
     assert_check(
         &run,
@@ -1407,8 +1431,14 @@ fn probe_our_pmcd_reports_tls_and_trust() {
     let run = user.probe(&pmcd.host_named("localhost"));
     assert_eq!(code(&run), 3, "{}", run.describe());
     assert!(trust_line(&run).starts_with("trust: NOT trusted: issuer of the certificate is not trusted (trusted CAs come from the system trust store"), "{}", run.describe());
-    // Give pmcd a moment to log anything it has to say about the probes.
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Once pmcd has closed every probe's connection it has logged anything
+    // it had to say about them.
+    assert!(
+        pmcd.wait_until_idle(LOG_LIMIT),
+        "pmcd still holds {} connection(s) after the probes ended\n{}",
+        pmcd.open_connections(),
+        pmcd.log()
+    );
     assert!(
         !pmcd.log().contains("pcp_secure: error"),
         "pmcd logged an error for a probe:\n{}",

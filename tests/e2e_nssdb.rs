@@ -11,7 +11,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
 use support::nss::*;
 use support::*;
@@ -157,7 +156,7 @@ fn assert_needs_client_cert(run: &Run) {
 /// The whole pcp_secure text of pmcd.log, once a line mentioning `first`
 /// has appeared.
 fn pcp_secure_text_with(pmcd: &Pmcd, first: &str) -> String {
-    let found = pmcd.wait_for_log(Duration::from_secs(10), |log| {
+    let found = pmcd.wait_for_log(LOG_LIMIT, |log| {
         log.lines()
             .any(|l| l.trim_start().starts_with("pcp_secure:") && l.contains(first))
     });

@@ -29,8 +29,12 @@ pub const PMNSMERGE: &str = "/usr/lib/pcp/bin/pmnsmerge";
 pub const PMDA_PMCD: &str = "/var/lib/pcp/pmdas/pmcd/pmda_pmcd.so";
 pub const PMDA_LINUX: &str = "/var/lib/pcp/pmdas/linux/pmda_linux.so";
 
-/// How long pmcd may take to come up before the test gives up.
-pub const PMCD_START_LIMIT: Duration = Duration::from_secs(20);
+/// How long pmcd may take to come up before the test gives up (polled: a
+/// pmcd that is ready sooner is used at once; generous for a loaded machine).
+pub const PMCD_START_LIMIT: Duration = Duration::from_secs(60);
+/// How long to poll pmcd.log for a line, or pmcd for the end of its client
+/// connections; only there to turn a wait that never ends into a failure.
+pub const LOG_LIMIT: Duration = Duration::from_secs(30);
 /// Upper bound for any client run; only there to turn a hang into a failure.
 pub const CLIENT_LIMIT: Duration = Duration::from_secs(60);
 /// Upper bound for a raw socket read; only there to detect hangs.
@@ -171,6 +175,10 @@ impl Certs {
             "selfsigned.crt",
             "selfsigned.key",
             "server-chain.crt",
+            "soon.crt",
+            "soon.key",
+            "client-soon.crt",
+            "client-soon.key",
         ] {
             assert!(
                 certs.dir.path().join(f).is_file(),
@@ -830,6 +838,44 @@ impl Pmcd {
                 return false;
             }
             thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Connections to pmcd's port that pmcd has not closed yet: those it is
+    /// serving or has still to accept (ESTABLISHED, SYN_RECV) and those whose
+    /// client has left while pmcd still holds them (CLOSE_WAIT), from
+    /// /proc/net/tcp and tcp6 (sockets whose local port is pmcd's).
+    pub fn open_connections(&self) -> usize {
+        let port = format!(":{:04X}", self.port);
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .filter(|l| {
+                        let w: Vec<&str> = l.split_whitespace().collect();
+                        w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
+                    })
+                    .count()
+            })
+            .sum()
+    }
+
+    /// Polls until pmcd has closed every client connection (its side of
+    /// each is gone: it has seen each client's end and dealt with it, so
+    /// whatever it logs about one is in pmcd.log), or `limit` passes.
+    pub fn wait_until_idle(&self, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.open_connections() == 0 {
+                return true;
+            }
+            if start.elapsed() > limit {
+                return false;
+            }
+            thread::sleep(Duration::from_millis(20));
         }
     }
 
