@@ -165,7 +165,15 @@ fn cert_makes_a_ca_server_and_client_openssl_accepts() {
 
     // The CA.
     let ca = pki.file("ca.crt");
-    let subject = openssl(&["x509", "-in", s(&ca), "-noout", "-subject"]);
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        s(&ca),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "oneline",
+    ]);
     assert!(
         subject.stdout.contains("CN = cli test CA"),
         "{}",
@@ -208,7 +216,15 @@ fn cert_makes_a_ca_server_and_client_openssl_accepts() {
     ] {
         assert!(san.contains(want), "no {want} in\n{san}");
     }
-    let subject = openssl(&["x509", "-in", s(&server), "-noout", "-subject"]);
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        s(&server),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "oneline",
+    ]);
     assert!(
         subject.stdout.contains("CN = localhost"),
         "{}",
@@ -235,7 +251,15 @@ fn cert_makes_a_ca_server_and_client_openssl_accepts() {
     let eku = extension(&client, "extendedKeyUsage");
     assert!(eku.contains("TLS Web Client Authentication"), "{eku}");
     assert!(!eku.contains("Server"), "{eku}");
-    let subject = openssl(&["x509", "-in", s(&client), "-noout", "-subject"]);
+    let subject = openssl(&[
+        "x509",
+        "-in",
+        s(&client),
+        "-noout",
+        "-subject",
+        "-nameopt",
+        "oneline",
+    ]);
     assert!(
         subject.stdout.contains("CN = monitor"),
         "{}",

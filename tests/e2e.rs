@@ -1,9 +1,10 @@
 //! End-to-end tests: Debian's unchanged pmcd and pminfo, with and without
 //! libpcp_secure preloaded, over loopback TCP.
 //!
-//! Needs PCP 6.0.3 installed (scripts/install-deps) and the library built
-//! (cargo build). Each test makes its own certificates and starts its own
-//! private pmcd on a free 127.0.0.1 / ::1 port.
+//! Needs PCP installed (scripts/install-deps: 6.0.3 on Debian 12;
+//! scripts/test-matrix also runs a selection against newer releases) and the
+//! library built (cargo build). Each test makes its own certificates and
+//! starts its own private pmcd on a free 127.0.0.1 / ::1 port.
 
 mod support;
 
@@ -16,8 +17,11 @@ const VERSION: &str = "pmcd.version";
 const SECURE: &str = "pmcd.feature.secure";
 
 /// Strings that must never be seen in the clear on a TLS connection: the
-/// metric name pminfo looks up and the version string pmcd returns.
-const SECRETS: &[&str] = &[LOAD, "kernel.all", "6.0.3"];
+/// metric name pminfo looks up and the version string pmcd returns (that of
+/// the installed PCP).
+fn secrets() -> [&'static str; 3] {
+    [LOAD, "kernel.all", pcp_version()]
+}
 
 fn our_tls_pmcd(certs: &Certs) -> Pmcd {
     Pmcd::builder()
@@ -37,7 +41,7 @@ fn feature_secure(pmcd: &Pmcd) -> String {
 fn assert_version(run: &Run) {
     assert_eq!(
         run.value_of(VERSION).as_deref(),
-        Some("\"6.0.3\""),
+        Some(format!("\"{}\"", pcp_version()).as_str()),
         "pmcd.version\n{}",
         run.describe()
     );
@@ -90,7 +94,7 @@ fn ours_to_ours_over_tls() {
     assert_no_errors(&run);
     let conns = rec.finished(1);
     assert_eq!(conns.len(), 1, "pminfo made {} connections", conns.len());
-    conns[0].assert_tls(SECRETS);
+    conns[0].assert_tls(&secrets());
 
     let run = client.fetch(&pmcd.host(), &[SECURE]);
     run.assert_ok();
@@ -149,7 +153,7 @@ fn ours_to_ours_localhost_ipv4_ipv6_and_chain_file() {
     let run = client.fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&run);
     assert_version(&run);
-    rec.finished(1)[0].assert_tls(SECRETS);
+    rec.finished(1)[0].assert_tls(&secrets());
 }
 
 // (b) Our client against a stock pmcd (no preload) with the same tls.conf:
@@ -175,7 +179,7 @@ fn ours_client_to_stock_pmcd() {
     assert_load_values(&run);
     assert_version(&run);
     assert_no_errors(&run);
-    rec.finished(1)[0].assert_tls(SECRETS);
+    rec.finished(1)[0].assert_tls(&secrets());
 
     let with_cert = Client::new(&certs.client_conf_with_cert("client"))
         .ours()
@@ -208,7 +212,7 @@ fn stock_client_to_ours_pmcd() {
         .fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&run);
     assert_version(&run);
-    rec.finished(1)[0].assert_tls(SECRETS);
+    rec.finished(1)[0].assert_tls(&secrets());
 
     let no_cert = tls_conf(&[
         ("tls-ca-cert-file", &certs.path("ca.crt")),
@@ -256,7 +260,7 @@ fn plain_clients_served_by_tls_pmcd() {
             run.describe()
         );
         let conns = rec.finished(1);
-        let opening = conns[0].assert_plain(&[LOAD], &["6.0.3"]);
+        let opening = conns[0].assert_plain(&[LOAD], &[pcp_version()]);
         assert!(
             opening.features & PDU_FLAG_SECURE != 0,
             "pmcd should still advertise TLS"
@@ -298,7 +302,7 @@ fn server_without_tls() {
         .secure("relaxed")
         .fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&relaxed);
-    let opening = rec.finished(1)[0].assert_plain(&[LOAD], &["6.0.3"]);
+    let opening = rec.finished(1)[0].assert_plain(&[LOAD], &[pcp_version()]);
     assert_eq!(
         opening.features & PDU_FLAG_SECURE,
         0,
@@ -381,7 +385,7 @@ fn pmcd_q_requires_client_certificate() {
     let run = good.fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&run);
     assert_version(&run);
-    let opening = rec.finished(1)[0].assert_tls(SECRETS);
+    let opening = rec.finished(1)[0].assert_tls(&secrets());
     assert!(
         opening.features & PDU_FLAG_CERT_REQD != 0,
         "pmcd -Q did not advertise CERT_REQD"
@@ -739,13 +743,13 @@ fn harness_control_stock_to_stock() {
         .fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&run);
     let tls = rec.finished(1).remove(0);
-    tls.assert_tls(SECRETS);
+    tls.assert_tls(&secrets());
 
     let rec = Recorder::start(pmcd.addr());
     let run = Client::new("").stock().fetch(&rec.host(), &[LOAD, VERSION]);
     assert_load_values(&run);
     let plain = rec.finished(1).remove(0);
-    plain.assert_plain(&[LOAD], &["6.0.3"]);
+    plain.assert_plain(&[LOAD], &[pcp_version()]);
 
     assert!(
         plain.check_tls(&[]).is_err(),

@@ -1,14 +1,15 @@
 //! End-to-end checks of our pmcd against an independent TLS implementation
 //! (Python's ssl module, i.e. OpenSSL, speaking PCP's connection handshake
 //! from tests/peers/openssl_client.py), of the TLS settings in pmcd's
-//! tls.conf, and of SASL authentication carried over our TLS.
+//! tls.conf, of SASL authentication carried over our TLS, and of a
+//! long-lived client reconnecting to a stock pmcd.
 
 mod support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use support::{assert_load_values, tls_conf, Certs, Client, Pmcd};
+use support::{assert_load_values, tls_conf, Certs, Client, Pmcd, Recorder};
 
 fn peer(port: u16, ca: &str, extra: &[&str]) -> (bool, String) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/openssl_client.py");
@@ -289,4 +290,71 @@ fn key_log_only_when_asked_for_and_with_a_warning() {
         0o600
     );
     assert!(!pmcd.log().contains("SECRET"), "{}", pmcd.log());
+}
+
+/// One long-lived client process, the library preloaded, reconnects ten
+/// times to a STOCK pmcd (OpenSSL TLS, no library in pmcd): python's PMAPI
+/// (tests/peers/pmapi_reconnect.py) opens a context, fetches
+/// kernel.all.load and destroys the context, ten times, with
+/// PCP_SECURE_SOCKETS=enforce and a tls.conf trusting the server's CA.
+/// Every one of the ten must succeed, and each must be a TLS connection
+/// (through the recording proxy: TLS records only after the ack, the metric
+/// name never in the clear).
+///
+/// Monitoring tools reconnect like this all the time. A TLS client that
+/// offers stock pmcd a session ticket from the previous connection gets a
+/// fatal internal_error alert instead of a handshake (stock pmcd sets
+/// SSL_VERIFY_PEER without a session-id context, so OpenSSL refuses every
+/// resumption), so a client that resumes fails every other reconnect.
+#[test]
+fn python_client_reconnects_ten_times_to_stock_pmcd() {
+    const CONNECTIONS: usize = 10;
+    support::ensure_deps();
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(false)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let rec = Recorder::start(pmcd.addr());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/pmapi_reconnect.py");
+    let run = Client::new(&certs.client_conf())
+        .ours()
+        .secure("enforce")
+        // Says per connection whether the handshake was full or resumed.
+        .env("PCP_SECURE_DEBUG", "1")
+        .run(
+            "/usr/bin/python3",
+            &[
+                script.to_str().unwrap(),
+                &rec.host(),
+                &CONNECTIONS.to_string(),
+                "kernel.all.load",
+            ],
+        );
+    let failed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.contains("FAILED"))
+        .collect();
+    assert!(
+        run.success()
+            && failed.is_empty()
+            && run.stdout.contains(&format!(
+                "{CONNECTIONS} of {CONNECTIONS} connections succeeded"
+            )),
+        "{} of {CONNECTIONS} reconnections to stock pmcd failed: {failed:?}\n{}",
+        failed.len(),
+        run.describe()
+    );
+    let conns = rec.finished(CONNECTIONS);
+    assert_eq!(
+        conns.len(),
+        CONNECTIONS,
+        "one connection per context expected\n{}",
+        run.describe()
+    );
+    for (i, c) in conns.iter().enumerate() {
+        c.check_tls(&["kernel.all.load", "kernel.all"])
+            .unwrap_or_else(|e| panic!("connection {}: not a proper TLS connection: {e}", i + 1));
+    }
 }

@@ -158,8 +158,8 @@ impl Pmcd {
         let root = dir.path().join("root");
         let merge = Command::new(support::PMNSMERGE)
             .arg("-a")
-            .arg("/usr/lib/pcp/pmns/root_pmcd")
-            .arg("/usr/lib/pcp/pmns/root_linux")
+            .arg(support::pmns_root("pmcd"))
+            .arg(support::pmns_root("linux"))
             .arg(&root)
             .stdin(Stdio::null())
             .output()
@@ -169,8 +169,8 @@ impl Pmcd {
             dir.path().join("pmcd.conf"),
             format!(
                 "pmcd 2 dso pmcd_init {}\nlinux 60 dso linux_init {}\n",
-                support::PMDA_PMCD,
-                support::PMDA_LINUX
+                support::pmda_pmcd(),
+                support::pmda_linux()
             ),
         )
         .unwrap();

@@ -26,8 +26,7 @@ pub mod nss;
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
 pub const PMNSMERGE: &str = "/usr/lib/pcp/bin/pmnsmerge";
-pub const PMDA_PMCD: &str = "/var/lib/pcp/pmdas/pmcd/pmda_pmcd.so";
-pub const PMDA_LINUX: &str = "/var/lib/pcp/pmdas/linux/pmda_linux.so";
+pub const PMCONFIG: &str = "/usr/lib/pcp/bin/pmconfig";
 
 /// How long pmcd may take to come up before the test gives up (polled: a
 /// pmcd that is ready sooner is used at once; generous for a loaded machine).
@@ -79,9 +78,129 @@ pub fn lib_path() -> PathBuf {
         })
 }
 
+/// The version of the installed PCP ("6.0.3" on Debian 12, "6.3.8" on 13,
+/// "7.2.2" on sid), from `pmconfig -L PCP_VERSION`, read once. pmcd reports
+/// it as pmcd.version, so it is also a string a TLS connection must never
+/// carry in the clear.
+pub fn pcp_version() -> &'static str {
+    static VERSION: OnceLock<String> = OnceLock::new();
+    VERSION.get_or_init(|| {
+        let out = Command::new(PMCONFIG)
+            .args(["-L", "PCP_VERSION"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {PMCONFIG}: {e}: run scripts/install-deps (as root or with sudo)"
+                )
+            });
+        let text = String::from_utf8_lossy(&out.stdout);
+        let version = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("PCP_VERSION="))
+            .map(str::to_string)
+            .unwrap_or_default();
+        assert!(
+            out.status.success()
+                && !version.is_empty()
+                && version.chars().all(|c| c.is_ascii_digit() || c == '.'),
+            "{PMCONFIG} -L PCP_VERSION printed no version ({}):\n{text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        version
+    })
+}
+
+/// Values of `keys` in the installed pcp.conf ($PCP_CONF, else
+/// /etc/pcp.conf), in that order, for the keys that are set.
+fn pcp_conf_dirs(keys: &[&str]) -> Vec<PathBuf> {
+    let conf = std::env::var_os("PCP_CONF").unwrap_or_else(|| "/etc/pcp.conf".into());
+    let text = read_lossy(Path::new(&conf));
+    keys.iter()
+        .filter_map(|k| {
+            text.lines().find_map(|l| {
+                let v = l.trim().strip_prefix(k)?.strip_prefix('=')?;
+                let v = v.trim().trim_matches('"');
+                (!v.is_empty()).then(|| PathBuf::from(v))
+            })
+        })
+        .collect()
+}
+
+/// The first of `rel` under `dirs` that exists; panics naming every place
+/// looked at.
+fn first_existing(what: &str, dirs: &[PathBuf], rel: &str) -> String {
+    let tried: Vec<PathBuf> = dirs.iter().map(|d| d.join(rel)).collect();
+    tried
+        .iter()
+        .find(|p| p.exists())
+        .map(|p| p.to_str().expect("UTF-8 PCP path").to_string())
+        .unwrap_or_else(|| {
+            panic!(
+                "{what} not found (looked for {}): run scripts/install-deps (as root or with sudo)",
+                tried
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+}
+
+/// The DSO of PMDA `name` ("pmcd", "linux"): PMDA objects are not in the
+/// same place in every PCP release and distribution, so pcp.conf's
+/// PCP_PMDAS_DIR and PCP_PMDASADM_DIR are searched, then the usual places.
+pub fn pmda_dso(name: &str) -> String {
+    let mut dirs = pcp_conf_dirs(&["PCP_PMDAS_DIR", "PCP_PMDASADM_DIR"]);
+    dirs.extend(
+        [
+            "/var/lib/pcp/pmdas",
+            "/usr/lib/pcp/pmdas",
+            "/usr/libexec/pcp/pmdas",
+        ]
+        .map(PathBuf::from),
+    );
+    first_existing(
+        &format!("the {name} PMDA"),
+        &dirs,
+        &format!("{name}/pmda_{name}.so"),
+    )
+}
+
+/// pmcd's own PMDA (pmda_pmcd.so).
+pub fn pmda_pmcd() -> &'static str {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| pmda_dso("pmcd"))
+}
+
+/// The linux PMDA (pmda_linux.so).
+pub fn pmda_linux() -> &'static str {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| pmda_dso("linux"))
+}
+
+/// The PMNS fragment `root_NAME` that PCP ships for a PMDA ("pmcd",
+/// "linux"), for pmnsmerge.
+pub fn pmns_root(name: &str) -> String {
+    let mut dirs: Vec<PathBuf> = ["/usr/lib/pcp/pmns", "/var/lib/pcp/pmns"]
+        .map(PathBuf::from)
+        .into();
+    dirs.extend(
+        pcp_conf_dirs(&["PCP_VAR_DIR"])
+            .into_iter()
+            .map(|d| d.join("pmns")),
+    );
+    first_existing(
+        &format!("the PMNS of {name}"),
+        &dirs,
+        &format!("root_{name}"),
+    )
+}
+
 /// Panics with advice when PCP is not installed.
 pub fn ensure_deps() {
-    for tool in [PMCD, PMINFO, PMNSMERGE, PMDA_PMCD, PMDA_LINUX] {
+    for tool in [PMCD, PMINFO, PMNSMERGE, PMCONFIG, pmda_pmcd(), pmda_linux()] {
         if !Path::new(tool).exists() {
             panic!("{tool} is missing: run scripts/install-deps (as root or with sudo)");
         }
@@ -410,8 +529,16 @@ pub fn run_with_input(mut cmd: Command, input: Option<&[u8]>, limit: Duration) -
 /// /etc/pcp/tls.conf never matters. With `preload_ours`, libpcp_secure is
 /// LD_PRELOADed.
 pub fn pminfo(args: &[&str], env: &[(&str, &str)], preload_ours: bool) -> Run {
+    pcp_client(PMINFO, args, env, preload_ours)
+}
+
+/// Runs `program` (a libpcp client: pminfo, or python3 with the PMAPI)
+/// with `args` as [`pminfo`] runs pminfo: clean environment, `env` added,
+/// an empty tls.conf unless `env` names one, no questions, a trust store of
+/// its own, libpcp_secure preloaded with `preload_ours`, killed after 60 s.
+pub fn pcp_client(program: &str, args: &[&str], env: &[(&str, &str)], preload_ours: bool) -> Run {
     let scratch = tempdir("pcp-secure-pminfo.");
-    let mut cmd = Command::new(PMINFO);
+    let mut cmd = Command::new(program);
     base_env(&mut cmd);
     if !env.iter().any(|(k, _)| *k == "PCP_TLSCONF_PATH") {
         let conf = scratch.path().join("tls.conf");
@@ -496,6 +623,12 @@ impl Client {
     }
 
     pub fn pminfo(&self, args: &[&str]) -> Run {
+        self.run(PMINFO, args)
+    }
+
+    /// Runs another libpcp client `program` with this client's tls.conf,
+    /// PCP_SECURE_SOCKETS, environment and preload.
+    pub fn run(&self, program: &str, args: &[&str]) -> Run {
         let conf = self.conf_path();
         let conf = conf.to_str().unwrap().to_string();
         let mut env: Vec<(&str, &str)> = vec![("PCP_TLSCONF_PATH", conf.as_str())];
@@ -505,7 +638,7 @@ impl Client {
         for (k, v) in &self.env {
             env.push((k.as_str(), v.as_str()));
         }
-        pminfo(args, &env, self.preload_ours)
+        pcp_client(program, args, &env, self.preload_ours)
     }
 }
 
@@ -623,8 +756,8 @@ impl Pmcd {
         let root = dir.path().join("root");
         let merge = Command::new(PMNSMERGE)
             .arg("-a")
-            .arg("/usr/lib/pcp/pmns/root_pmcd")
-            .arg("/usr/lib/pcp/pmns/root_linux")
+            .arg(pmns_root("pmcd"))
+            .arg(pmns_root("linux"))
             .arg(&root)
             .stdin(Stdio::null())
             .output()
@@ -637,7 +770,11 @@ impl Pmcd {
         );
         write_file(
             &dir.path().join("pmcd.conf"),
-            &format!("pmcd 2 dso pmcd_init {PMDA_PMCD}\nlinux 60 dso linux_init {PMDA_LINUX}\n"),
+            &format!(
+                "pmcd 2 dso pmcd_init {}\nlinux 60 dso linux_init {}\n",
+                pmda_pmcd(),
+                pmda_linux()
+            ),
         );
         write_file(
             &dir.path().join("tls.conf"),

@@ -605,12 +605,22 @@ impl NssDb {
         (!rows.is_empty()).then_some(rows)
     }
 
-    /// The `openssl x509 -text` of the first certificate named `nick`.
+    /// The `openssl x509 -text` of the first certificate named `nick`, names
+    /// printed as "DC = example, CN = x" (`-nameopt oneline`: OpenSSL 3.0
+    /// prints that by default, 3.2 and later "DC=example, CN=x").
     pub fn cert_text(&self, nick: &str) -> String {
         let pem = self.export_pem_file(nick);
         run_tool(
             OPENSSL,
-            &["x509", "-noout", "-text", "-in", s(&pem)],
+            &[
+                "x509",
+                "-noout",
+                "-text",
+                "-nameopt",
+                "oneline",
+                "-in",
+                s(&pem),
+            ],
             None,
             None,
         )
@@ -754,8 +764,14 @@ impl OpensslPki {
     /// `-days 500 -sha256`, then `openssl pkcs12 -export -out
     /// NAME_pkcs12.key -inkey NAME.key -in NAME.crt -certfile CA.crt` with
     /// [`P12_PASS`]. `ext` is the text of an `-extfile` (e.g.
-    /// "subjectAltName = DNS:localhost"); without one, as in the guide,
-    /// OpenSSL 3.0 makes an X.509 version 1 certificate.
+    /// "subjectAltName = DNS:localhost") for `openssl x509 -req`.
+    ///
+    /// Without `ext` the leaf is an X.509 version 1 certificate, as the
+    /// guide's `openssl x509 -req` makes them with OpenSSL up to 3.1
+    /// (Debian 12's 3.0). From 3.2 on (Debian 13's 3.5) the same command
+    /// makes version 3 certificates, so the version 1 leaf is signed with
+    /// `openssl req -x509 -x509v1 -CA` under a configuration without
+    /// extensions instead, which makes version 1 with 3.0 and with 3.5.
     pub fn leaf(&self, name: &str, ca: &str, cn: &str, ext: Option<&str>) {
         let key = format!("{name}.key");
         let csr = format!("{name}.csr");
@@ -773,28 +789,38 @@ impl OpensslPki {
         ]);
         let ca_crt = format!("{ca}.crt");
         let ca_key = format!("{ca}.key");
-        let mut args = vec![
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_crt,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &crt,
-            "-days",
-            "500",
-            "-sha256",
-        ];
         let ext_file = format!("{name}.ext");
         if let Some(ext) = ext {
             write_file(&self.dir.path().join(&ext_file), &format!("{ext}\n"));
-            args.extend(["-extfile", &ext_file]);
+            self.openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "500",
+                "-sha256",
+                "-extfile",
+                &ext_file,
+            ]);
+        } else {
+            let conf = format!("{name}.v1.cnf");
+            write_file(
+                &self.dir.path().join(&conf),
+                "[req]\ndistinguished_name = dn\n[dn]\n",
+            );
+            self.openssl(&[
+                "req", "-config", &conf, "-x509", "-x509v1", "-in", &csr, "-CA", &ca_crt, "-CAkey",
+                &ca_key, "-out", &crt, "-days", "500", "-sha256",
+            ]);
         }
-        self.openssl(&args);
         let p12 = format!("{name}_pkcs12.key");
         let pass = format!("pass:{P12_PASS}");
         self.openssl(&[
@@ -816,7 +842,7 @@ impl OpensslPki {
     /// Guide 001's PKI: rootCA (CN=myCA), pmserver (CN=pmserver) and
     /// pmclient (CN=pmclient), each exported to NAME_pkcs12.key; the leaves
     /// get `server_ext` / `client_ext` as -extfile (None: version 1
-    /// certificates, exactly as the guide's commands make them).
+    /// certificates, as the guide's commands make them with OpenSSL 3.0).
     pub fn guide001_with(server_ext: Option<&str>, client_ext: Option<&str>) -> OpensslPki {
         let pki = OpensslPki::new();
         pki.ca("rootCA", "myCA");
@@ -831,7 +857,9 @@ impl OpensslPki {
         OpensslPki::guide001_with(Some(SERVER_EXT), Some(CLIENT_EXT))
     }
 
-    /// Guide 001's PKI exactly: version 1 leaves, no subjectAltName.
+    /// Guide 001's PKI as its commands make it with OpenSSL 3.0: version 1
+    /// leaves, no subjectAltName (on every OpenSSL version, see
+    /// [`OpensslPki::leaf`]).
     pub fn guide001_exact() -> OpensslPki {
         OpensslPki::guide001_with(None, None)
     }
