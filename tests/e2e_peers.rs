@@ -350,7 +350,10 @@ fn python_client_reconnects_ten_times_to_stock_pmcd() {
     // pmcd aborts it, and the library connects once more with a full
     // handshake and never offers that pmcd a session again: one extra
     // (aborted) connection at most, never a failed context.
-    let retries = run.stderr.matches("refused to resume a TLS session").count();
+    let retries = run
+        .stderr
+        .matches("refused to resume a TLS session")
+        .count();
     assert!(
         retries <= 1,
         "the library must stop offering resumption after the first refusal\n{}",
@@ -374,7 +377,10 @@ fn python_client_reconnects_ten_times_to_stock_pmcd() {
             Err(e) => panic!("connection {}: not a proper TLS connection: {e}", i + 1),
         }
     }
-    assert_eq!(refused, retries, "the refused resumption attempt is on the wire");
+    assert_eq!(
+        refused, retries,
+        "the refused resumption attempt is on the wire"
+    );
 }
 
 /// A connection that went as far as our ClientHello and ended there: the

@@ -11,123 +11,39 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use support::pmproxy::Pmproxy;
 use support::{Certs, Pmcd};
 
-const PMPROXY: &str = "/usr/lib/pcp/bin/pmproxy";
-
-/// A private pmproxy on 127.0.0.1 with the library preloaded; stopped on drop.
-struct Pmproxy {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
+/// A private pmproxy with the library preloaded, serving `tls_conf`, its
+/// libpcp connections to pmcd required to be TLS.
+fn preloaded_pmproxy(tls_conf: &str) -> Pmproxy {
+    Pmproxy::builder()
+        .tls_conf(tls_conf)
+        .preload_ours(true)
+        .env("PCP_SECURE_SOCKETS", "enforce")
+        .start()
 }
 
-impl Pmproxy {
-    fn start(tls_conf: &str) -> Pmproxy {
-        support::ensure_deps();
-        let dir = tempfile::Builder::new()
-            .prefix("pcp-secure-pmproxy.")
-            .tempdir()
-            .unwrap();
-        std::fs::write(dir.path().join("tls.conf"), tls_conf).unwrap();
-        let user = String::from_utf8(
-            Command::new("id")
-                .arg("-un")
-                .output()
-                .expect("id runs")
-                .stdout,
-        )
-        .unwrap();
-        let port = support::free_port(false);
-        let child = Command::new(PMPROXY)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", dir.path())
-            .env("LC_ALL", "C")
-            .env("LD_PRELOAD", support::lib_path())
-            .env("PCP_TLSCONF_PATH", dir.path().join("tls.conf"))
-            .env("PCP_SECURE_SOCKETS", "enforce")
-            .args(["-f", "-A", "-U", user.trim(), "-p", &port.to_string()])
-            .args(["-i", "127.0.0.1", "-s"])
-            .arg(dir.path().join("pmproxy.socket"))
-            .arg("-l")
-            .arg(dir.path().join("pmproxy.log"))
-            .arg("-x")
-            .arg(dir.path().join("pmproxy.fatal"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start pmproxy");
-        let mut proxy = Pmproxy { child, dir, port };
-        proxy.wait_ready();
-        proxy
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("pmproxy.log")).unwrap_or_default()
-    }
-
-    /// Listening, and answering plain HTTP.
-    fn wait_ready(&mut self) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("pmproxy exited with {status}:\n{}", self.log());
-            }
-            if self.log().contains("pmproxy request port(s)")
-                && self.curl("http", "/pmapi/context", &[]).0 != "000"
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("pmproxy did not start:\n{}", self.log());
-    }
-
-    /// `curl` to `path` over `scheme`; returns (HTTP status, body).
-    fn curl(&self, scheme: &str, path: &str, extra: &[&str]) -> (String, String) {
-        let host = if scheme == "https" {
-            "localhost"
-        } else {
-            "127.0.0.1"
-        };
-        let out = Command::new("curl")
-            .args(["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
-            .args(extra)
-            .arg(format!("{scheme}://{host}:{}{path}", self.port))
-            .stdin(Stdio::null())
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (code.to_string(), body.to_string())
-    }
-
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("pmproxy exited with {status}:\n{}", self.log());
-        }
-    }
-}
-
-impl Drop for Pmproxy {
-    fn drop(&mut self) {
-        // SAFETY: kill takes no pointers; the pid is our child's.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `curl` to `path` on `proxy` over `scheme`; returns (HTTP status, body).
+fn curl(proxy: &Pmproxy, scheme: &str, path: &str, extra: &[&str]) -> (String, String) {
+    let host = if scheme == "https" {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(format!("{scheme}://{host}:{}{path}", proxy.port()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.to_string(), body.to_string())
 }
 
 /// pmproxy's tls.conf: serve HTTPS with server.crt, trust ca.crt for pmcd.
@@ -157,7 +73,7 @@ fn preloaded_pmproxy_serves_https_and_http_and_reaches_pmcd_over_verified_tls() 
         .tls_conf(&certs.server_conf())
         .env("PCP_SECURE_DEBUG", "1")
         .start();
-    let mut proxy = Pmproxy::start(&proxy_conf(&certs));
+    let mut proxy = preloaded_pmproxy(&proxy_conf(&certs));
     assert!(
         proxy.log().contains("its server TLS is left to libpcp"),
         "pmproxy's log must say who serves its HTTPS:\n{}",
@@ -166,7 +82,7 @@ fn preloaded_pmproxy_serves_https_and_http_and_reaches_pmcd_over_verified_tls() 
     let ca = certs.path("ca.crt");
     let path = metric_path(&pmcd, "hinv.ncpu");
     for round in 0..3 {
-        let (code, body) = proxy.curl("https", &path, &["--cacert", &ca]);
+        let (code, body) = curl(&proxy, "https", &path, &["--cacert", &ca]);
         assert_eq!(
             code,
             "200",
@@ -175,11 +91,11 @@ fn preloaded_pmproxy_serves_https_and_http_and_reaches_pmcd_over_verified_tls() 
         );
         assert!(body.contains("\"hinv.ncpu\""), "HTTPS body: {body}");
     }
-    let (code, body) = proxy.curl("http", &path, &[]);
+    let (code, body) = curl(&proxy, "http", &path, &[]);
     assert_eq!(code, "200", "plain HTTP: {body}\n{}", proxy.log());
     assert!(body.contains("\"hinv.ncpu\""), "HTTP body: {body}");
     // The HTTPS server is really TLS, with the certificate from tls.conf.
-    let (code, _) = proxy.curl("https", "/pmapi/context", &[]);
+    let (code, _) = curl(&proxy, "https", "/pmapi/context", &[]);
     assert_eq!(
         code, "000",
         "curl must refuse a certificate it cannot verify"
@@ -208,9 +124,10 @@ fn preloaded_pmproxy_refuses_an_untrusted_pmcd_without_a_question() {
         .preload_ours(true)
         .tls_conf(&certs.server_conf())
         .start();
-    let mut proxy = Pmproxy::start(&proxy_conf(&certs));
+    let mut proxy = preloaded_pmproxy(&proxy_conf(&certs));
     let ca = certs.path("ca.crt");
-    let (code, body) = proxy.curl(
+    let (code, body) = curl(
+        &proxy,
         "https",
         &metric_path(&untrusted, "hinv.ncpu"),
         &["--cacert", &ca],
@@ -222,7 +139,8 @@ fn preloaded_pmproxy_refuses_an_untrusted_pmcd_without_a_question() {
         log.contains("is not trusted"),
         "pmproxy's log must name the reason:\n{log}"
     );
-    let (code, body) = proxy.curl(
+    let (code, body) = curl(
+        &proxy,
         "https",
         &metric_path(&good, "hinv.ncpu"),
         &["--cacert", &ca],

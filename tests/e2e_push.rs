@@ -30,21 +30,18 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use support::pmproxy::{Pmproxy, PMPROXY};
 use support::{
-    contains, free_port, lib_path, run_with_limit, tls_records, Certs, Pmcd, Recorder, Recording,
-    Run, CLIENT_LIMIT,
+    contains, lib_path, run_with_limit, tls_records, Certs, Pmcd, Recorder, Recording, Run,
+    CLIENT_LIMIT,
 };
 use tempfile::TempDir;
 
-const PMPROXY: &str = "/usr/lib/pcp/bin/pmproxy";
 const PMLOGGER: &str = "/usr/lib/pcp/bin/pmlogger";
 const PMCONFIG: &str = "/usr/lib/pcp/bin/pmconfig";
 const PMLOGPUSH: &str = "/usr/bin/pmlogpush";
@@ -58,9 +55,6 @@ const PUSH_PASSWORD: &str = "Ph7-pushed-secret";
 /// Metrics in the pushed archives: their names are in the archive
 /// metadata, so they must not be readable on the wire either.
 const METRICS: &[&str] = &["hinv.ncpu", "kernel.all.load"];
-
-/// How long pmproxy may take to come up.
-const PMPROXY_START_LIMIT: Duration = Duration::from_secs(30);
 
 /// True for the control run with stock libpcp as the client's TLS.
 fn stock_control() -> bool {
@@ -138,10 +132,6 @@ fn read_lossy(path: &Path) -> String {
 }
 
 /// The name of the user running the tests (for pmproxy -U).
-fn user_name() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// Standard base64 of `bytes` (the form of Basic credentials on the wire).
 fn base64(bytes: &[u8]) -> String {
@@ -251,7 +241,7 @@ impl Site {
 
     /// A stock pmproxy serving `cert`.crt/.key ("server" or "wronghost").
     fn pmproxy(&self, cert: &str) -> Pmproxy {
-        Pmproxy::start(&self.certs, cert, self.pmcd.port())
+        push_pmproxy(&self.certs, cert, self.pmcd.port())
     }
 
     /// A finished archive recorded from the site's pmcd by stock pmlogger.
@@ -281,226 +271,40 @@ impl Site {
 }
 
 /// A private, stock pmproxy on 127.0.0.1 with TLS and the push receiver
-/// requiring Basic authentication; stopped on drop.
-struct Pmproxy {
-    child: Option<Child>,
-    dir: TempDir,
-    port: u16,
-}
-
-impl Pmproxy {
-    fn start(certs: &Certs, cert: &str, auth_port: u16) -> Pmproxy {
-        let dir = tempdir("pcp-secure-push-pmproxy.");
-        write(
-            &dir.path().join("tls.conf"),
-            &support::tls_conf(&[
-                ("tls-cert-file", &certs.path(&format!("{cert}.crt"))),
-                ("tls-key-file", &certs.path(&format!("{cert}.key"))),
-            ]),
-        );
-        write(
-            &dir.path().join("pmproxy.conf"),
-            &format!(
-                "[pmproxy]\n\
-                 pcp.enabled = false\n\
-                 http.enabled = true\n\
-                 resp.enabled = false\n\
-                 secure.enabled = true\n\
-                 [keys]\n\
-                 enabled = false\n\
-                 [discover]\n\
-                 enabled = false\n\
-                 [pmsearch]\n\
-                 enabled = false\n\
-                 [pmseries]\n\
-                 enabled = false\n\
-                 [pmlogger]\n\
-                 enabled = true\n\
-                 authenticate = true\n\
-                 auth_host = 127.0.0.1:{auth_port}\n"
-            ),
-        );
-        std::fs::create_dir(dir.path().join("archives")).unwrap();
-        let mut proxy = Pmproxy {
-            child: None,
-            dir,
-            port: 0,
-        };
-        let mut attempts = Vec::new();
-        for _ in 0..4 {
-            proxy.port = free_port(false);
-            proxy.spawn();
-            match proxy.wait_ready() {
-                Ok(()) => {
-                    let pid = proxy.child.as_ref().unwrap().id();
-                    let maps =
-                        std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-                    assert!(
-                        !maps.contains("libpcp_secure"),
-                        "pmproxy must be stock here, but libpcp_secure is mapped into it"
-                    );
-                    return proxy;
-                }
-                Err(why) if why.contains("Address already in use") => {
-                    attempts.push(why);
-                    proxy.stop();
-                }
-                Err(why) => {
-                    proxy.stop();
-                    panic!("pmproxy did not start: {why}");
-                }
-            }
-        }
-        panic!(
-            "pmproxy did not start on any port:\n{}",
-            attempts.join("\n")
-        );
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn spawn(&mut self) {
-        for f in ["pmproxy.log", "pmproxy.out", "pmproxy.socket"] {
-            let _ = std::fs::remove_file(self.file(f));
-        }
-        let out = std::fs::File::create(self.file("pmproxy.out")).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = Command::new(PMPROXY)
-            .env_clear()
-            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", self.dir.path())
-            .env("LC_ALL", "C")
-            .env("PCP_TLSCONF_PATH", self.file("tls.conf"))
-            .env("PCP_REMOTE_ARCHIVE_DIR", self.file("archives"))
-            .args(["-f", "-A", "-U", &user_name(), "-p", &self.port.to_string()])
-            .args(["-i", "127.0.0.1", "-c"])
-            .arg(self.file("pmproxy.conf"))
-            .arg("-s")
-            .arg(self.file("pmproxy.socket"))
-            .arg("-l")
-            .arg(self.file("pmproxy.log"))
-            .arg("-x")
-            .arg(self.file("pmproxy.fatal"))
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {PMPROXY}: {e}"));
-        self.child = Some(child);
-    }
-
-    /// Listening on our port and answering HTTP: a plain request straight to
-    /// pmproxy (not through any recorder) gets an HTTP status line back.
-    fn wait_ready(&mut self) -> Result<(), String> {
-        let start = Instant::now();
-        let row = format!(" {} inet ", self.port);
-        while start.elapsed() < PMPROXY_START_LIMIT {
-            if let Ok(Some(status)) = self.child.as_mut().unwrap().try_wait() {
-                return Err(format!("pmproxy exited with {status}\n{}", self.output()));
-            }
-            let log = self.log();
-            let listening = log
-                .lines()
-                .any(|l| l.trim_start().starts_with("ok") && l.contains(&row));
-            if log
-                .lines()
-                .any(|l| l.trim_start().starts_with("err") && l.contains(&row))
-            {
-                return Err(format!("pmproxy could not listen\n{}", self.output()));
-            }
-            if listening && self.http_probe() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        Err(format!(
-            "pmproxy was not ready after {PMPROXY_START_LIMIT:?}\n{}",
-            self.output()
+/// requiring Basic authentication (checked by the pmcd on `auth_port`);
+/// stopped on drop.
+fn push_pmproxy(certs: &Certs, cert: &str, auth_port: u16) -> Pmproxy {
+    Pmproxy::builder()
+        .tls_conf(&support::tls_conf(&[
+            ("tls-cert-file", &certs.path(&format!("{cert}.crt"))),
+            ("tls-key-file", &certs.path(&format!("{cert}.key"))),
+        ]))
+        .config(&format!(
+            "[pmproxy]\n\
+             pcp.enabled = false\n\
+             http.enabled = true\n\
+             resp.enabled = false\n\
+             secure.enabled = true\n\
+             [keys]\n\
+             enabled = false\n\
+             [discover]\n\
+             enabled = false\n\
+             [pmsearch]\n\
+             enabled = false\n\
+             [pmseries]\n\
+             enabled = false\n\
+             [pmlogger]\n\
+             enabled = true\n\
+             authenticate = true\n\
+             auth_host = 127.0.0.1:{auth_port}\n"
         ))
-    }
-
-    fn http_probe(&self) -> bool {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-        if s.write_all(b"GET /logger/ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        let mut got = [0u8; 16];
-        let mut n = 0;
-        while n < 9 {
-            match s.read(&mut got[n..]) {
-                Ok(0) | Err(_) => return false,
-                Ok(k) => n += k,
-            }
-        }
-        got.starts_with(b"HTTP/1.")
-    }
-
-    fn log(&self) -> String {
-        read_lossy(&self.file("pmproxy.log"))
-    }
-
-    fn output(&self) -> String {
-        format!(
-            "--- pmproxy.log ---\n{}--- pmproxy stdout/stderr ---\n{}--- pmproxy.fatal ---\n{}----------------",
-            self.log(),
-            read_lossy(&self.file("pmproxy.out")),
-            read_lossy(&self.file("pmproxy.fatal"))
-        )
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
-    }
-
-    /// Files pmproxy has stored from pushes so far.
-    fn received(&self) -> Vec<PathBuf> {
-        files_under(&self.file("archives"))
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
-            panic!("pmproxy exited with {status}\n{}", self.output());
-        }
-    }
-
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(None) = child.try_wait() {
-            // SAFETY: kill takes no pointers; the pid is our own child's.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let start = Instant::now();
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if start.elapsed() > Duration::from_secs(10) => {
-                        let _ = child.kill();
-                        break;
-                    }
-                    Ok(None) => thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-        let _ = child.wait();
-    }
+        .env_dir("PCP_REMOTE_ARCHIVE_DIR", "archives")
+        .start()
 }
 
-impl Drop for Pmproxy {
-    fn drop(&mut self) {
-        self.stop();
-        if thread::panicking() {
-            eprintln!("pmproxy on port {}:\n{}", self.port, self.output());
-        }
-    }
+/// Files a pmproxy has stored from pushes so far.
+fn received(proxy: &Pmproxy) -> Vec<PathBuf> {
+    files_under(&proxy.file("archives"))
 }
 
 // ---------------------------------------------------------------------------
@@ -792,7 +596,7 @@ fn assert_library_refused(run: &Run, host: &str, reason: &[&str]) {
 /// The stored archive (`.0`, `.index`, `.meta` sharing one base name),
 /// which stock pminfo must be able to read with the logged metrics.
 fn assert_archive_arrived(proxy: &Pmproxy, what: &str) -> PathBuf {
-    let files = proxy.received();
+    let files = received(&proxy);
     let meta: Vec<&PathBuf> = files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "meta"))
@@ -840,7 +644,7 @@ fn assert_archive_arrived(proxy: &Pmproxy, what: &str) -> PathBuf {
 }
 
 fn assert_nothing_arrived(proxy: &Pmproxy, what: &str) {
-    let files = proxy.received();
+    let files = received(&proxy);
     assert!(
         files.is_empty(),
         "{what}: pmproxy stored {files:?} from a push that must have been refused"

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod nss;
+pub mod pmproxy;
 
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
@@ -224,6 +225,35 @@ fn tempdir(prefix: &str) -> TempDir {
 fn write_file(path: &Path, contents: &str) {
     std::fs::write(path, contents)
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// Ends a child process: SIGTERM, then SIGKILL after `grace`; reaps it.
+pub fn stop_child(child: &mut Option<Child>, grace: Duration) {
+    let Some(mut child) = child.take() else {
+        return;
+    };
+    if let Ok(None) = child.try_wait() {
+        // SAFETY: kill takes no pointers; the pid is our own child's.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if start.elapsed() > grace => {
+                    let _ = child.kill();
+                    break;
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+    let _ = child.wait();
+}
+
+/// The name of the user the tests run as.
+pub fn user_name() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id runs");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn read_lossy(path: &Path) -> String {
@@ -1057,26 +1087,7 @@ impl Pmcd {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        if let Ok(None) = child.try_wait() {
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
-            }
-            let start = Instant::now();
-            loop {
-                match child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if start.elapsed() > Duration::from_secs(5) => {
-                        let _ = child.kill();
-                        break;
-                    }
-                    Ok(None) => thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }
-        let _ = child.wait();
+        stop_child(&mut self.child, Duration::from_secs(5));
     }
 }
 
