@@ -131,8 +131,6 @@ fn read_lossy(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The name of the user running the tests (for pmproxy -U).
-
 /// Standard base64 of `bytes` (the form of Basic credentials on the wire).
 fn base64(bytes: &[u8]) -> String {
     const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -596,7 +594,7 @@ fn assert_library_refused(run: &Run, host: &str, reason: &[&str]) {
 /// The stored archive (`.0`, `.index`, `.meta` sharing one base name),
 /// which stock pminfo must be able to read with the logged metrics.
 fn assert_archive_arrived(proxy: &Pmproxy, what: &str) -> PathBuf {
-    let files = received(&proxy);
+    let files = received(proxy);
     let meta: Vec<&PathBuf> = files
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "meta"))
@@ -644,7 +642,7 @@ fn assert_archive_arrived(proxy: &Pmproxy, what: &str) -> PathBuf {
 }
 
 fn assert_nothing_arrived(proxy: &Pmproxy, what: &str) {
-    let files = received(&proxy);
+    let files = received(proxy);
     assert!(
         files.is_empty(),
         "{what}: pmproxy stored {files:?} from a push that must have been refused"
