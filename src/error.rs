@@ -1,6 +1,8 @@
 //! The library's error type and its mapping onto libpcp's conventions
 //! (negative `PM_ERR_*` values or `-errno`).
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::io;
 
@@ -32,7 +34,7 @@ pub enum Error {
 
 impl Error {
     /// The libpcp status code for this error.
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         match self {
             Error::Io(e) => -e.raw_os_error().unwrap_or(libc::EIO),
             Error::Timeout(_) => pcp::PM_ERR_TIMEOUT,
@@ -47,7 +49,7 @@ impl Error {
     }
 
     /// The errno to leave behind for callers that inspect `oserror()`.
-    pub fn errno(&self) -> i32 {
+    pub(crate) fn errno(&self) -> i32 {
         match self {
             Error::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
             Error::Timeout(_) => libc::ETIMEDOUT,

@@ -2,45 +2,30 @@
 //!
 //! A replacement for the TLS layer of Performance Co-Pilot's libpcp, built on
 //! rustls (ring). Preloaded into (or linked ahead of libpcp in) unchanged
-//! PCP 6 programs, it takes over the secure upgrade of PCP connections and
-//! the data path of every TLS descriptor; plain descriptors behave exactly
-//! as before.
+//! PCP 6 and 7 programs, it takes over the secure upgrade of PCP
+//! connections, PCP 7.2's HTTPS push client and the data path of every TLS
+//! descriptor of its own; every other descriptor stays libpcp's.
 //!
-//! Modules, by what they do:
-//! - [`config`]: `tls.conf` and environment settings;
-//! - [`certs`], [`suites`], [`store`]: certificates, cipher suites and the
-//!   shared server/client TLS contexts;
-//! - [`ack`], [`handshake`], [`diagnose`]: the secure upgrade and its errors;
-//! - [`verify`], [`trust`], [`prompt`], [`certinfo`]: how a client decides
-//!   to trust a server (CA, saved certificates, asking the user);
-//! - [`session`], [`io`], [`select`], [`sock`]: per-descriptor state and I/O;
-//! - [`next`]: the libpcp/libc definitions we stand in front of;
-//! - [`ffi`]: the exported C ABI, behind one panic boundary.
+//! The layers, each a folder:
+//! - [`ffi`] (the C boundary: every export, behind one panic boundary, and
+//!   the list they are checked against) and [`interpose`] (the definitions
+//!   the exports stand in front of, the `select` hook, facts about the
+//!   program we are loaded into);
+//! - [`tls`]: settings (`tls.conf` and the environment), certificates,
+//!   cipher suites, the shared TLS contexts, the secure upgrade and its
+//!   errors, the per-descriptor sessions, the fd transport and the data path;
+//! - [`trust`]: how a client decides to trust a server (CA, saved
+//!   certificates, asking the user) and how certificates are described;
+//! - [`nssdb`]: the reader of NSS `sql:` certificate databases;
+//! - [`api`]: the small Rust interface the `pcp-secure` tool, the tests and
+//!   the fuzz targets use.
 
-pub mod ack;
-pub mod certinfo;
-pub mod certs;
-pub mod config;
-pub mod diagnose;
-pub mod error;
+pub mod api;
+mod error;
 pub mod ffi;
-pub mod handshake;
-pub mod io;
-pub mod keylog;
-pub mod log;
-pub mod next;
-pub mod nssconf;
-pub mod nssdb;
-pub mod pcp;
-pub mod program;
-pub mod prompt;
-pub mod redial;
-pub mod select;
-pub mod session;
-pub mod sock;
-pub mod store;
-pub mod suites;
-pub mod trust;
-pub mod verify;
-
-pub use ffi::version_str;
+mod interpose;
+mod log;
+mod nssdb;
+mod pcp;
+mod tls;
+mod trust;

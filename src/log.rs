@@ -2,11 +2,13 @@
 //! both end up. Every line starts with `pcp_secure:` so that an administrator
 //! can tell our messages from libpcp's. Nothing secret is ever passed here.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 
 /// How important a message is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     /// Something failed; an administrator has to act.
     Error,
     /// Something is weaker or odder than it should be.
@@ -18,12 +20,12 @@ pub enum Level {
 }
 
 /// True when `PCP_SECURE_DEBUG` is set to anything but "" or "0".
-pub fn debug_enabled() -> bool {
-    matches!(std::env::var_os("PCP_SECURE_DEBUG"), Some(v) if !v.is_empty() && v != "0")
+pub(crate) fn debug_enabled() -> bool {
+    crate::tls::config::env::debug()
 }
 
 /// Writes one message; failures to write are ignored (never panic).
-pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
+pub(crate) fn emit(level: Level, args: std::fmt::Arguments<'_>) {
     if level == Level::Debug && !debug_enabled() {
         return;
     }
@@ -38,7 +40,7 @@ pub fn emit(level: Level, args: std::fmt::Arguments<'_>) {
 }
 
 /// Writes a block of text as it is (a multi-line warning for a person).
-pub fn emit_raw(text: &str) {
+pub(crate) fn emit_raw(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 

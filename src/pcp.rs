@@ -1,6 +1,8 @@
 //! Numeric values of PCP's protocol and error conventions that the library
 //! must speak (see `pcp-wire-protocol-and-abi.md`, sections 1 and 2).
 
+#![forbid(unsafe_code)]
+
 /// `PDU_ERROR`: the PDU type of the challenge and of the secure-ack status.
 pub const PDU_ERROR: i32 = 0x7000;
 /// `PDU_CREDS`: the client's credentials (its version and flags).

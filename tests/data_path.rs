@@ -5,7 +5,7 @@
 //! (tests/peers/next_libpcp.c) preloaded after the library marks every byte
 //! that goes through it.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

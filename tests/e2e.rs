@@ -6,7 +6,7 @@
 //! library built (cargo build). Each test makes its own certificates and
 //! starts its own private pmcd on a free 127.0.0.1 / ::1 port.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@
 //! library built (cargo build). The `helpers_*` tests check the database
 //! building itself and pass without the library's NSS support.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 //! tls.conf, of SASL authentication carried over our TLS, and of a
 //! long-lived client reconnecting to a stock pmcd.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

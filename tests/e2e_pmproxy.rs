@@ -9,7 +9,7 @@
 //! Needs PCP (pmproxy, pmcd), curl and openssl (scripts/install-deps) and the
 //! library built (`cargo build`).
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

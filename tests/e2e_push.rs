@@ -28,7 +28,7 @@
 //!   as the client's TLS (no preload, no library log lines expected): the
 //!   control that shows the set-up itself is sound.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

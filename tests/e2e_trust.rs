@@ -10,7 +10,7 @@
 //! tests. Each test has its own HOME and its own trust store directory
 //! (PCP_SECURE_DB_PATH), both in temporary directories.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
@@ -197,6 +197,8 @@ impl User {
             .envs(&self.env)
             .current_dir(self.cwd())
             .args(["-h", host, "-f", LOAD]);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only async-signal-safe functions (setsid, umask).
         unsafe {
             cmd.pre_exec(|| {
                 if libc::setsid() == -1 {
@@ -250,6 +252,8 @@ impl User {
             };
         }
         cmd.arg("--").arg(PMINFO).args(["-h", host, "-f", LOAD]);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // calls only async-signal-safe functions (setsid, umask).
         unsafe {
             cmd.pre_exec(|| {
                 libc::umask(0o022);

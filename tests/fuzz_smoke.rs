@@ -2,6 +2,8 @@
 //! over their seeds, seeded mutations of them and random bytes, so CI checks
 //! them without cargo-fuzz. The real fuzzing is `fuzz/run`.
 
+// The fuzz crate's public target bodies, used here as a private module.
+#[allow(unreachable_pub)]
 #[path = "../fuzz/src/lib.rs"]
 mod bodies;
 
@@ -86,7 +88,7 @@ fn ack_v1_status_near_i32_min_does_not_overflow() {
     pdu.extend_from_slice(&i32::MIN.to_be_bytes());
     pdu.extend_from_slice(&[0; 4]);
     assert!(hits_v1_status_overflow(&pdu));
-    let status = pcp_secure::ack::status(&pdu[12..]);
+    let status = pcp_secure::api::connection::ack_status(&pdu[12..]);
     assert!(status < 0, "an error status came back as {status}");
 }
 
@@ -131,21 +133,21 @@ fn nss_pbe_seeds_decrypt() {
     for (n, (input, expected)) in seeds.iter().enumerate() {
         let (salt, value, mac) = bodies::nss_pbe_parts(input).expect("a seed splits");
         assert_eq!(
-            pcp_secure::nssdb::fuzz_decrypt(salt, value, mac),
+            pcp_secure::api::nssdb::fuzz_decrypt(salt, value, mac),
             *expected,
             "seed {n}: (decrypted, rebuilt)"
         );
         let mut bad_mac = mac.to_vec();
         *bad_mac.last_mut().unwrap() ^= 1;
         assert_eq!(
-            pcp_secure::nssdb::fuzz_decrypt(salt, value, &bad_mac),
+            pcp_secure::api::nssdb::fuzz_decrypt(salt, value, &bad_mac),
             (true, false),
             "seed {n} with a changed integrity code"
         );
         let mut bad_salt = salt.to_vec();
         bad_salt[0] ^= 1;
         assert!(
-            !pcp_secure::nssdb::fuzz_decrypt(&bad_salt, value, mac).1,
+            !pcp_secure::api::nssdb::fuzz_decrypt(&bad_salt, value, mac).1,
             "seed {n} gave a key under another global salt"
         );
     }
@@ -183,7 +185,7 @@ fn trust_store_subject_line_break_is_not_injected() {
     let der = CertificateDer::from(params.self_signed(&key).unwrap().der().to_vec());
 
     let dir = tempfile::tempdir().unwrap();
-    let store = pcp_secure::trust::TrustStore::in_dir(dir.path());
+    let store = pcp_secure::api::trust::TrustStore::in_dir(dir.path());
     store.save("pmcd.example", &der).unwrap();
     let entries = store.load().unwrap();
     assert_eq!(entries.len(), 1);

@@ -5,15 +5,15 @@
 //!
 //! Needs certutil (libnss3-tools) and python3 (scripts/install-deps).
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::process::Command;
 
-use pcp_secure::nssdb::{Database, Level, Purpose};
+use pcp_secure::api::nssdb::{Database, Level, Purpose};
 use support::nss::*;
 use zeroize::Zeroizing;
 
-fn cert<'a>(db: &'a Database, nick: &str) -> &'a pcp_secure::nssdb::Cert {
+fn cert<'a>(db: &'a Database, nick: &str) -> &'a pcp_secure::api::nssdb::Cert {
     db.certificates()
         .iter()
         .find(|c| c.nickname == nick)
@@ -216,5 +216,5 @@ fn wrong_password_and_password_file_rules() {
         .identity(Some(COLLECTOR_NICK), Purpose::Server)
         .expect("identity");
     assert_eq!(id.nickname, COLLECTOR_NICK);
-    assert!(pcp_secure::certs::certified_key(id.chain, id.key).is_ok());
+    assert!(pcp_secure::api::certs::certified_key(id.chain, id.key).is_ok());
 }

@@ -17,7 +17,7 @@
 //! packages system-wide, so it needs root (CI runs as root) and fails
 //! otherwise; the packages are purged in a Drop guard, also on failure.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -250,6 +250,7 @@ impl Pmcd {
 
 impl Drop for Pmcd {
     fn drop(&mut self) {
+        // SAFETY: kill takes no pointers; the pid is our own child's.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
@@ -433,6 +434,7 @@ fn debian_packages_install_work_and_purge_cleanly() {
     // Root is required: CI runs as root, and a skipped test would hide a
     // broken package.
     assert_eq!(
+        // SAFETY: geteuid takes no arguments and cannot fail.
         unsafe { libc::geteuid() },
         0,
         "tests/packaging.rs installs Debian packages with dpkg and must run as root \

@@ -15,7 +15,7 @@
 //! the library built. Every server listens on loopback only and is stopped
 //! by the test; every loop is bounded.
 
-mod support;
+use pcp_secure_test_support as support;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -584,7 +584,7 @@ fn valgrind_reports(log: &str) -> Vec<String> {
 }
 
 /// Where a report first enters libpcp_secure: its first pcp_secure frame
-/// ("pcp_secure::handshake::read_step (handshake.rs:217)"), if any.
+/// ("pcp_secure::api::connection::read_step (handshake.rs:217)"), if any.
 fn our_site(report: &str) -> Option<String> {
     report
         .lines()

@@ -12,11 +12,13 @@ use std::io::{Cursor, Read};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use pcp_secure::certinfo::CertInfo;
-use pcp_secure::config::TlsConf;
-use pcp_secure::store::ServerContext;
-use pcp_secure::trust::{self, TrustStore};
-use pcp_secure::{ack, certs, pcp, suites};
+use pcp_secure::api::certs::ServerContext;
+use pcp_secure::api::certs::{self, provider};
+use pcp_secure::api::connection::{ack_body_len, ack_encode, ack_status, pcp};
+use pcp_secure::api::settings::TlsConf;
+use pcp_secure::api::trust::parse_trust_store;
+use pcp_secure::api::trust::CertInfo;
+use pcp_secure::api::trust::TrustStore;
 use rustls::pki_types::CertificateDer;
 
 /// Target `ack`: the secure-ack status PDU as `ack::read` takes it off the
@@ -26,7 +28,7 @@ pub fn ack(data: &[u8]) {
     let Some((header, rest)) = data.split_first_chunk::<{ pcp::PDU_HEADER_LEN }>() else {
         return;
     };
-    let Ok(len) = ack::body_len(header) else {
+    let Ok(len) = ack_body_len(header) else {
         return;
     };
     let total = len + pcp::PDU_HEADER_LEN;
@@ -37,10 +39,10 @@ pub fn ack(data: &[u8]) {
     let Some(body) = rest.get(..len) else {
         return; // ack::read would wait for (and time out on) the rest
     };
-    let status = ack::status(body);
+    let status = ack_status(body);
     if total == pcp::PDU_ERROR_LEN {
         // The short form round-trips through encode (bar the "from" field).
-        let pdu = ack::encode(status);
+        let pdu = ack_encode(status);
         assert_eq!(pdu[..8], header[..8]);
         assert_eq!(pdu[12..], body[..]);
     }
@@ -79,7 +81,7 @@ pub fn tls_conf(data: &[u8]) {
         conf,
         "written back as {written:?}"
     );
-    if let Ok(provider) = suites::provider(&conf) {
+    if let Ok(provider) = provider(&conf) {
         assert!(!provider.cipher_suites.is_empty());
     }
 }
@@ -91,7 +93,7 @@ pub fn tls_conf(data: &[u8]) {
 /// as `save` does).
 pub fn trust_store(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let Ok(entries) = trust::parse(&text) else {
+    let Ok(entries) = parse_trust_store(&text) else {
         return;
     };
     if entries.is_empty() {
@@ -207,7 +209,7 @@ pub fn nss_pbe(data: &[u8]) {
     let Some((salt, value, mac)) = nss_pbe_parts(data) else {
         return;
     };
-    let (decrypted, rebuilt) = pcp_secure::nssdb::fuzz_decrypt(salt, value, mac);
+    let (decrypted, rebuilt) = pcp_secure::api::nssdb::fuzz_decrypt(salt, value, mac);
     assert!(
         decrypted || !rebuilt,
         "a key was rebuilt from a value that did not decrypt"
@@ -689,8 +691,8 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut out: Vec<(&'static str, Vec<u8>)> = Vec::new();
 
     for status in [0, -95, -12345, i32::MIN, i32::MAX] {
-        out.push(("ack", ack::encode(status).to_vec()));
-        let mut x = ack::encode(status).to_vec();
+        out.push(("ack", ack_encode(status).to_vec()));
+        let mut x = ack_encode(status).to_vec();
         x[3] = pcp::PDU_XERROR_LEN as u8;
         x.extend_from_slice(&[0, 0, 0, 0]);
         out.push(("ack", x));
@@ -709,7 +711,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     let ca_der = CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).expect("CA");
     let store_text = format!(
         "# host: pmcd.example\n# sha256: {}\n# saved: 2026-01-01T00:00:00Z\n{}\n# ca: my CA\n{}",
-        pcp_secure::certinfo::sha256(&client_der),
+        pcp_secure::api::trust::sha256(&client_der),
         pki.client_pem.trim_end(),
         pki.ca_pem
     );

@@ -2,27 +2,29 @@
 //! PKCS#8 structures rustls takes: tag-length-value reading with every
 //! length checked, and encoding of the few types the key rebuild needs.
 
+#![forbid(unsafe_code)]
+
 /// DER tags used here.
-pub mod tag {
+pub(crate) mod tag {
     /// INTEGER.
-    pub const INTEGER: u8 = 0x02;
+    pub(crate) const INTEGER: u8 = 0x02;
     /// BIT STRING.
-    pub const BIT_STRING: u8 = 0x03;
+    pub(crate) const BIT_STRING: u8 = 0x03;
     /// OCTET STRING.
-    pub const OCTET_STRING: u8 = 0x04;
+    pub(crate) const OCTET_STRING: u8 = 0x04;
     /// NULL.
-    pub const NULL: u8 = 0x05;
+    pub(crate) const NULL: u8 = 0x05;
     /// OBJECT IDENTIFIER.
-    pub const OID: u8 = 0x06;
+    pub(crate) const OID: u8 = 0x06;
     /// SEQUENCE.
-    pub const SEQUENCE: u8 = 0x30;
+    pub(crate) const SEQUENCE: u8 = 0x30;
     /// Context-specific constructed [1].
-    pub const CONTEXT_1: u8 = 0xa1;
+    pub(crate) const CONTEXT_1: u8 = 0xa1;
 }
 
 /// A malformed or unexpected DER structure.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerError(pub &'static str);
+pub(crate) struct DerError(pub &'static str);
 
 impl std::fmt::Display for DerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -32,29 +34,29 @@ impl std::fmt::Display for DerError {
 
 /// A cursor over DER bytes.
 #[derive(Clone, Copy, Debug)]
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `bytes`.
-    pub fn new(bytes: &'a [u8]) -> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { rest: bytes }
     }
 
     /// True when everything has been read.
     #[cfg(test)]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rest.is_empty()
     }
 
     /// The tag of the next element, if any.
-    pub fn peek_tag(&self) -> Option<u8> {
+    pub(crate) fn peek_tag(&self) -> Option<u8> {
         self.rest.first().copied()
     }
 
     /// Reads any element: its tag and contents.
-    pub fn any(&mut self) -> Result<(u8, &'a [u8]), DerError> {
+    pub(crate) fn any(&mut self) -> Result<(u8, &'a [u8]), DerError> {
         let (&tag, after_tag) = self.rest.split_first().ok_or(DerError("truncated DER"))?;
         if tag & 0x1f == 0x1f {
             return Err(DerError("multi-byte DER tags are not expected here"));
@@ -85,7 +87,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an element that must have tag `want`.
-    pub fn expect(&mut self, want: u8, what: &'static str) -> Result<&'a [u8], DerError> {
+    pub(crate) fn expect(&mut self, want: u8, what: &'static str) -> Result<&'a [u8], DerError> {
         match self.any()? {
             (tag, contents) if tag == want => Ok(contents),
             _ => Err(DerError(what)),
@@ -93,12 +95,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a SEQUENCE and returns a reader over its contents.
-    pub fn sequence(&mut self, what: &'static str) -> Result<Reader<'a>, DerError> {
+    pub(crate) fn sequence(&mut self, what: &'static str) -> Result<Reader<'a>, DerError> {
         self.expect(tag::SEQUENCE, what).map(Reader::new)
     }
 
     /// Reads a non-negative INTEGER that fits in a `u32`.
-    pub fn small_uint(&mut self, what: &'static str) -> Result<u32, DerError> {
+    pub(crate) fn small_uint(&mut self, what: &'static str) -> Result<u32, DerError> {
         let bytes = self.expect(tag::INTEGER, what)?;
         if bytes.is_empty() || bytes[0] & 0x80 != 0 {
             return Err(DerError(what));
@@ -119,7 +121,7 @@ fn strip_leading_zeros(mut bytes: &[u8]) -> &[u8] {
 }
 
 /// Encodes one element.
-pub fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
+pub(crate) fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(contents.len() + 6);
     out.push(tag);
     let len = contents.len();
@@ -136,12 +138,12 @@ pub fn encode(tag: u8, contents: &[u8]) -> Vec<u8> {
 }
 
 /// Encodes a SEQUENCE of already encoded elements.
-pub fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+pub(crate) fn sequence(parts: &[&[u8]]) -> Vec<u8> {
     encode(tag::SEQUENCE, &parts.concat())
 }
 
 /// Encodes an unsigned big-endian number as an INTEGER.
-pub fn unsigned(bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn unsigned(bytes: &[u8]) -> Vec<u8> {
     let bytes = strip_leading_zeros(bytes);
     let mut contents = Vec::with_capacity(bytes.len() + 1);
     if bytes.is_empty() || bytes[0] & 0x80 != 0 {
@@ -152,7 +154,7 @@ pub fn unsigned(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Encodes an OBJECT IDENTIFIER from its encoded contents.
-pub fn oid(contents: &[u8]) -> Vec<u8> {
+pub(crate) fn oid(contents: &[u8]) -> Vec<u8> {
     encode(tag::OID, contents)
 }
 

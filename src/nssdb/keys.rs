@@ -1,6 +1,8 @@
 //! Private keys of key4.db: the attributes decrypted and checked against
 //! their integrity codes, then rebuilt as the PKCS#8 document rustls loads.
 
+#![forbid(unsafe_code)]
+
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
@@ -11,7 +13,7 @@ use super::{attr, Metadata};
 
 /// Why a stored key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     /// An attribute the key type needs is missing.
     Missing(&'static str),
     /// Decryption failed.
@@ -77,7 +79,7 @@ fn public_attr<'a>(
 }
 
 /// Rebuilds the PKCS#8 form of a key4.db private key.
-pub fn pkcs8(
+pub(crate) fn pkcs8(
     key: &Object,
     meta: &Metadata,
     pw: &PasswordKey,

@@ -3,6 +3,7 @@
 //! and pk12util keep them: certificates by nickname, trust flags, and
 //! private keys decrypted with the database password.
 
+pub(crate) mod conf;
 mod der;
 mod keys;
 pub mod password;
@@ -16,54 +17,54 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::prelude::{FromDer, X509Certificate};
 use zeroize::Zeroizing;
 
-pub use pbe::PasswordKey;
+pub(crate) use pbe::PasswordKey;
 
 /// PKCS#11 attribute types used here.
-pub mod attr {
+pub(crate) mod attr {
     /// CKA_CLASS.
-    pub const CLASS: u32 = 0x0;
+    pub(crate) const CLASS: u32 = 0x0;
     /// CKA_LABEL (the nickname).
-    pub const LABEL: u32 = 0x3;
+    pub(crate) const LABEL: u32 = 0x3;
     /// CKA_VALUE (certificate DER, EC private scalar).
-    pub const VALUE: u32 = 0x11;
+    pub(crate) const VALUE: u32 = 0x11;
     /// CKA_ISSUER.
-    pub const ISSUER: u32 = 0x81;
+    pub(crate) const ISSUER: u32 = 0x81;
     /// CKA_SERIAL_NUMBER.
-    pub const SERIAL: u32 = 0x82;
+    pub(crate) const SERIAL: u32 = 0x82;
     /// CKA_KEY_TYPE.
-    pub const KEY_TYPE: u32 = 0x100;
+    pub(crate) const KEY_TYPE: u32 = 0x100;
     /// CKA_ID (links a certificate and its key).
-    pub const ID: u32 = 0x102;
+    pub(crate) const ID: u32 = 0x102;
     /// CKA_MODULUS.
-    pub const MODULUS: u32 = 0x120;
+    pub(crate) const MODULUS: u32 = 0x120;
     /// CKA_PUBLIC_EXPONENT.
-    pub const PUBLIC_EXPONENT: u32 = 0x122;
+    pub(crate) const PUBLIC_EXPONENT: u32 = 0x122;
     /// CKA_PRIVATE_EXPONENT.
-    pub const PRIVATE_EXPONENT: u32 = 0x123;
+    pub(crate) const PRIVATE_EXPONENT: u32 = 0x123;
     /// CKA_PRIME_1.
-    pub const PRIME_1: u32 = 0x124;
+    pub(crate) const PRIME_1: u32 = 0x124;
     /// CKA_PRIME_2.
-    pub const PRIME_2: u32 = 0x125;
+    pub(crate) const PRIME_2: u32 = 0x125;
     /// CKA_EXPONENT_1.
-    pub const EXPONENT_1: u32 = 0x126;
+    pub(crate) const EXPONENT_1: u32 = 0x126;
     /// CKA_EXPONENT_2.
-    pub const EXPONENT_2: u32 = 0x127;
+    pub(crate) const EXPONENT_2: u32 = 0x127;
     /// CKA_COEFFICIENT.
-    pub const COEFFICIENT: u32 = 0x128;
+    pub(crate) const COEFFICIENT: u32 = 0x128;
     /// CKA_EC_PARAMS (the curve).
-    pub const EC_PARAMS: u32 = 0x180;
+    pub(crate) const EC_PARAMS: u32 = 0x180;
     /// CKA_NSS_DB (an EC key's public point).
-    pub const NSS_DB: u32 = 0xd5a0_db00;
+    pub(crate) const NSS_DB: u32 = 0xd5a0_db00;
     /// CKA_NSS_TRUST_SERVER_AUTH.
-    pub const NSS_TRUST_SERVER: u32 = 0xce53_6358;
+    pub(crate) const NSS_TRUST_SERVER: u32 = 0xce53_6358;
     /// CKA_NSS_TRUST_CLIENT_AUTH.
-    pub const NSS_TRUST_CLIENT: u32 = 0xce53_6359;
+    pub(crate) const NSS_TRUST_CLIENT: u32 = 0xce53_6359;
     /// CKA_NSS_CERT_SHA1_HASH.
-    pub const NSS_CERT_SHA1: u32 = 0xce53_63b4;
+    pub(crate) const NSS_CERT_SHA1: u32 = 0xce53_63b4;
     /// CKA_TRUST_SERVER_AUTH (PKCS#11 3.2).
-    pub const TRUST_SERVER: u32 = 0x62c;
+    pub(crate) const TRUST_SERVER: u32 = 0x62c;
     /// CKA_TRUST_CLIENT_AUTH (PKCS#11 3.2).
-    pub const TRUST_CLIENT: u32 = 0x62d;
+    pub(crate) const TRUST_CLIENT: u32 = 0x62d;
 }
 
 const CKO_CERTIFICATE: u32 = 1;
@@ -109,7 +110,7 @@ pub struct Cert {
 }
 
 /// key4.db's metaData rows (password check and integrity codes).
-pub struct Metadata(sqlite::MetaRows);
+pub(crate) struct Metadata(sqlite::MetaRows);
 
 impl Metadata {
     /// The integrity code filed for attribute `attr` of object `id`.
@@ -161,17 +162,107 @@ pub struct Identity {
     pub warnings: Vec<String>,
 }
 
+/// Why a database cannot be opened: each names the database; the old
+/// formats carry the conversion that fixes them.
+#[derive(Debug)]
+pub enum OpenError {
+    /// A `dbm:`, `extern:`, `rdb:` or `multiaccess:` spec.
+    NotSql {
+        /// The spec as written.
+        spec: String,
+        /// The directory it names.
+        dir: String,
+    },
+    /// A directory holding a Berkeley DB database (cert8.db, key3.db).
+    BerkeleyDb {
+        /// The spec as written.
+        spec: String,
+        /// Its directory.
+        dir: String,
+    },
+    /// The directory does not exist.
+    NoDirectory {
+        /// The spec as written.
+        spec: String,
+    },
+    /// The directory has no cert9.db.
+    NoCert9 {
+        /// The spec as written.
+        spec: String,
+        /// Its directory.
+        dir: String,
+    },
+    /// SQLite could not read one of the files.
+    Unreadable {
+        /// The spec as written.
+        spec: String,
+        /// cert9.db or key4.db.
+        file: String,
+        /// What SQLite said.
+        why: String,
+    },
+}
+
+impl OpenError {
+    /// The one-time conversion that fixes an old database, if that is the
+    /// problem.
+    pub fn conversion(&self) -> Option<String> {
+        match self {
+            OpenError::NotSql { dir, .. } | OpenError::BerkeleyDb { dir, .. } => {
+                Some(upgrade_advice(dir))
+            }
+            _ => None,
+        }
+    }
+
+    /// What is wrong, without the conversion advice.
+    pub fn problem(&self) -> String {
+        match self {
+            OpenError::NotSql { spec, .. } => format!(
+                "NSS database \"{spec}\": only sql: databases (cert9.db, key4.db) can be read"
+            ),
+            OpenError::BerkeleyDb { spec, .. } => format!(
+                "NSS database \"{spec}\" is an old Berkeley DB database (cert8.db, key3.db), which cannot be read"
+            ),
+            OpenError::NoDirectory { spec } => {
+                format!("NSS database \"{spec}\": no such directory")
+            }
+            OpenError::NoCert9 { spec, dir } => {
+                format!("NSS database \"{spec}\": no cert9.db in {dir}")
+            }
+            OpenError::Unreadable { spec, file, why } => {
+                format!("NSS database \"{spec}\": cannot read {file} ({why})")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.conversion() {
+            Some(advice) => write!(f, "{}; {advice}", self.problem()),
+            None => f.write_str(&self.problem()),
+        }
+    }
+}
+
+impl From<OpenError> for String {
+    fn from(e: OpenError) -> String {
+        e.to_string()
+    }
+}
+
 /// The directory a database spec names: `sql:DIR` or a bare `DIR`.
-pub fn directory(spec: &str) -> Result<PathBuf, String> {
+pub fn directory(spec: &str) -> Result<PathBuf, OpenError> {
     if let Some(dir) = spec.strip_prefix("sql:") {
         return Ok(PathBuf::from(dir));
     }
     for method in ["dbm:", "extern:", "rdb:", "multiaccess:"] {
         if let Some(dir) = spec.strip_prefix(method) {
-            return Err(format!(
-                "NSS database \"{spec}\": only sql: databases (cert9.db, key4.db) can be read; {}",
-                upgrade_advice(dir)
-            ));
+            return Err(OpenError::NotSql {
+                spec: spec.to_string(),
+                dir: dir.to_string(),
+            });
         }
     }
     Ok(PathBuf::from(spec))
@@ -193,30 +284,31 @@ pub fn exists(dir: &Path) -> bool {
 impl Database {
     /// Opens the database named by `spec` (`sql:/etc/pcp/nssdb` or a
     /// directory); every error names the database and the reason.
-    pub fn open(spec: &str) -> Result<Database, String> {
+    pub fn open(spec: &str) -> Result<Database, OpenError> {
         let dir = directory(spec)?;
         let cert9 = dir.join("cert9.db");
         let key4 = dir.join("key4.db");
         if !cert9.is_file() {
             if dir.join("cert8.db").is_file() {
-                return Err(format!(
-                    "NSS database \"{spec}\" is an old Berkeley DB database (cert8.db, key3.db), which cannot be read; {}",
-                    upgrade_advice(&dir.display().to_string())
-                ));
+                return Err(OpenError::BerkeleyDb {
+                    spec: spec.to_string(),
+                    dir: dir.display().to_string(),
+                });
             }
             if !dir.is_dir() {
-                return Err(format!("NSS database \"{spec}\": no such directory"));
+                return Err(OpenError::NoDirectory {
+                    spec: spec.to_string(),
+                });
             }
-            return Err(format!(
-                "NSS database \"{spec}\": no cert9.db in {}",
-                dir.display()
-            ));
+            return Err(OpenError::NoCert9 {
+                spec: spec.to_string(),
+                dir: dir.display().to_string(),
+            });
         }
-        let fail = |file: &Path, e: rusqlite::Error| {
-            format!(
-                "NSS database \"{spec}\": cannot read {} ({e})",
-                file.display()
-            )
+        let fail = |file: &Path, e: rusqlite::Error| OpenError::Unreadable {
+            spec: spec.to_string(),
+            file: file.display().to_string(),
+            why: e.to_string(),
         };
         let public = sqlite::open(&cert9).map_err(|e| fail(&cert9, e))?;
         let objects = sqlite::objects(&public, "nssPublic").map_err(|e| fail(&cert9, e))?;

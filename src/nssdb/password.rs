@@ -13,7 +13,7 @@ const MAX_LEN: u64 = 256;
 /// file without trailing CR/LF (how PCP's server read it), then its first
 /// and last lines (certutil -f takes a line of the file), if different. `key` names the setting
 /// for messages.
-pub fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
+pub(crate) fn read(key: &str, path: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, String> {
     let file = std::fs::File::open(Path::new(path))
         .map_err(|e| format!("{key} \"{path}\": cannot open ({e})"))?;
     let meta = file
@@ -94,6 +94,7 @@ pub fn check_owner_and_mode(
 /// The name of user `uid`, or the number.
 pub fn user_name(uid: libc::uid_t) -> String {
     let mut buf = vec![0 as libc::c_char; 1024];
+    // SAFETY: an all-zero passwd (NULL pointers, zero ids) is a valid value.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
     let mut result: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: the buffers outlive the call; the result points into them.

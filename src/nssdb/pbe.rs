@@ -1,6 +1,8 @@
 //! NSS's password-based encryption and integrity codes: the password key,
 //! PBES2 (PBKDF2 + AES-CBC), the legacy PBE-SHA1-3DES scheme, and PBMAC1.
 
+#![forbid(unsafe_code)]
+
 use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, KeyIvInit};
 use ring::{digest, hmac, pbkdf2};
 use std::num::NonZeroU32;
@@ -10,7 +12,7 @@ use super::der::{tag, DerError, Reader};
 
 /// Why an encrypted or authenticated value could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PbeError {
+pub(crate) enum PbeError {
     /// The structure is not what NSS writes.
     Malformed(DerError),
     /// An algorithm this reader does not implement (its OID, dotted).
@@ -59,11 +61,11 @@ const PBE_SHA1_3DES: &[u8] = &[
 const MAX_ITERATIONS: u32 = 1_000_000;
 
 /// The key NSS derives from the database's global salt and the password.
-pub struct PasswordKey(Zeroizing<Vec<u8>>);
+pub(crate) struct PasswordKey(Zeroizing<Vec<u8>>);
 
 impl PasswordKey {
     /// `SHA-1(salt || password)`, or SHA-384 for 48-byte salts (newer NSS).
-    pub fn new(global_salt: &[u8], password: &[u8]) -> PasswordKey {
+    pub(crate) fn new(global_salt: &[u8], password: &[u8]) -> PasswordKey {
         let alg = if global_salt.len() == 48 {
             &digest::SHA384
         } else {
@@ -77,7 +79,7 @@ impl PasswordKey {
 }
 
 /// Dotted form of an encoded OID, for messages.
-pub fn dotted(oid: &[u8]) -> String {
+pub(crate) fn dotted(oid: &[u8]) -> String {
     let mut parts = Vec::new();
     let mut value: u64 = 0;
     for (i, &b) in oid.iter().enumerate() {
@@ -164,7 +166,7 @@ impl Pbkdf2Params<'_> {
 
 /// Decrypts one encrypted attribute value: `SEQ{AlgorithmIdentifier,
 /// OCTET STRING}` as NSS stores it.
-pub fn decrypt(value: &[u8], key: &PasswordKey) -> Result<Zeroizing<Vec<u8>>, PbeError> {
+pub(crate) fn decrypt(value: &[u8], key: &PasswordKey) -> Result<Zeroizing<Vec<u8>>, PbeError> {
     let mut outer = Reader::new(value).sequence("encrypted value")?;
     let mut alg = outer.sequence("encryption algorithm")?;
     let ciphertext = outer.expect(tag::OCTET_STRING, "ciphertext")?;
@@ -304,7 +306,7 @@ fn des3_cbc(key: &[u8], iv: &[u8; 8], ciphertext: &[u8]) -> Result<Zeroizing<Vec
 
 /// Checks a PBMAC1 integrity code over `be32(object) || be32(attribute)
 /// || plaintext`.
-pub fn verify_mac(
+pub(crate) fn verify_mac(
     stored: &[u8],
     key: &PasswordKey,
     object: u32,

@@ -2,6 +2,8 @@
 //! (cert9.db) or `nssPrivate` (key4.db) as a PKCS#11 object, and the
 //! `metaData` rows of key4.db.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 /// One stored PKCS#11 object: its row id and its attributes (type →
 /// value; an attribute that is present but empty has an empty value).
 #[derive(Debug, Clone, Default)]
-pub struct Object {
+pub(crate) struct Object {
     /// The row id (NSS's object handle without its type bits).
     pub id: u32,
     /// Attribute values by PKCS#11 attribute type.
@@ -19,12 +21,12 @@ pub struct Object {
 
 impl Object {
     /// The value of `attr`, if present.
-    pub fn get(&self, attr: u32) -> Option<&[u8]> {
+    pub(crate) fn get(&self, attr: u32) -> Option<&[u8]> {
         self.attrs.get(&attr).map(Vec::as_slice)
     }
 
     /// A CK_ULONG attribute (4 bytes, big-endian).
-    pub fn ulong(&self, attr: u32) -> Option<u32> {
+    pub(crate) fn ulong(&self, attr: u32) -> Option<u32> {
         let bytes: [u8; 4] = self.get(attr)?.try_into().ok()?;
         Some(u32::from_be_bytes(bytes))
     }
@@ -34,7 +36,7 @@ impl Object {
 const EMPTY_VALUE: [u8; 3] = [0xa5, 0x00, 0x5a];
 
 /// Opens `path` read-only (NSS daemons may hold it open for writing).
-pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open(path: &Path) -> rusqlite::Result<Connection> {
     Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -43,7 +45,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
 
 /// Every object of `table` (`nssPublic` or `nssPrivate`). Columns are
 /// found at run time: NSS adds them as attributes are first used.
-pub fn objects(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Object>> {
+pub(crate) fn objects(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Object>> {
     let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
     let columns: Vec<Option<u32>> = stmt
         .column_names()
@@ -85,10 +87,10 @@ pub fn objects(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Object>> 
 }
 
 /// key4.db's `metaData` rows: id → (item1, item2).
-pub type MetaRows = HashMap<String, (Vec<u8>, Vec<u8>)>;
+pub(crate) type MetaRows = HashMap<String, (Vec<u8>, Vec<u8>)>;
 
 /// The `metaData` rows of key4.db: id → (item1, item2).
-pub fn metadata(conn: &Connection) -> rusqlite::Result<MetaRows> {
+pub(crate) fn metadata(conn: &Connection) -> rusqlite::Result<MetaRows> {
     let mut stmt = conn.prepare("SELECT id, item1, item2 FROM metaData")?;
     let mut rows = stmt.query([])?;
     let mut out = HashMap::new();

@@ -1,0 +1,205 @@
+//! Turns rustls errors into messages that say what went wrong, with whom and
+//! what to change: the host name the user typed, the trust source, the
+//! setting at fault.
+
+#![forbid(unsafe_code)]
+
+use rustls::{AlertDescription, CertificateError};
+
+use crate::error::Error;
+use crate::tls::config::Role;
+
+/// Who the other end is, and what we know that helps explain a failure.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Which end we are.
+    pub role: Role,
+    /// Client: the host name as typed. Server: "client ADDRESS".
+    pub name: String,
+    /// Client: what the server is ("pmcd", or "pmproxy" for HTTPS push).
+    pub service: &'static str,
+    /// Where trust comes from (client: CA file/dir or system store).
+    pub trust: String,
+    /// The tls.conf in use, for "set X in FILE" advice.
+    pub conf: String,
+    /// Whether we presented a certificate of our own.
+    pub sent_cert: bool,
+}
+
+/// Explains a TLS failure.
+pub(crate) fn explain(err: &rustls::Error, peer: &Peer) -> Error {
+    match peer.role {
+        Role::Client => client(err, peer),
+        Role::Server => server(err, peer),
+    }
+}
+
+/// What is wrong with a certificate itself, in words (dates, revocation,
+/// signature, encoding, purpose); `None` for the errors whose words depend
+/// on the peer (issuer, name) and for anything else.
+pub fn certificate(err: &CertificateError) -> Option<String> {
+    Some(match err {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            "the certificate has expired".into()
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            "the certificate is not valid yet (check the clocks)".into()
+        }
+        CertificateError::Revoked => "the certificate has been revoked (listed in a CRL)".into(),
+        CertificateError::BadSignature => "the certificate's signature is invalid".into(),
+        CertificateError::BadEncoding => "the certificate is malformed".into(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the certificate is not issued for this use (extended key usage)".into()
+        }
+        _ => return None,
+    })
+}
+
+fn client(err: &rustls::Error, peer: &Peer) -> Error {
+    let host = &peer.name;
+    let service = peer.service;
+    match err {
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Tls(format!(
+            "issuer of certificate received from host \"{host}\" is not trusted (trusted CAs come from {})",
+            peer.trust
+        )),
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }) => {
+            Error::Tls(format!(
+                "the domain name \"{host}\" does not match the name(s) on the server certificate: {}",
+                if presented.is_empty() { "(none)".to_string() } else { presented.join(", ") }
+            ))
+        }
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => Error::Tls(format!(
+            "the domain name \"{host}\" does not match the name(s) on the server certificate"
+        )),
+        rustls::Error::InvalidCertificate(c) => Error::Tls(match certificate(c) {
+            Some(why) => format!("refusing the certificate of host \"{host}\": {why}"),
+            None => format!("refusing the certificate of host \"{host}\": {err}"),
+        }),
+        rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => Error::NeedClientCert(format!(
+            "{service} on host \"{host}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {}",
+            peer.conf
+        )),
+        rustls::Error::AlertReceived(alert) if peer.sent_cert && rejects_certificate(*alert) => Error::Tls(format!(
+            "{service} on host \"{host}\" rejected our client certificate (TLS alert {alert:?})"
+        )),
+        rustls::Error::AlertReceived(alert) if !peer.sent_cert && rejects_certificate(*alert) => {
+            Error::NeedClientCert(format!(
+                "{service} on host \"{host}\" requires a client certificate (TLS alert {alert:?}); set tls-client-cert-file and tls-client-key-file in {}",
+                peer.conf
+            ))
+        }
+        rustls::Error::AlertReceived(AlertDescription::HandshakeFailure | AlertDescription::ProtocolVersion) => {
+            Error::Tls(format!("{service} on host \"{host}\" has no TLS version or cipher suite in common with us"))
+        }
+        rustls::Error::AlertReceived(alert) => {
+            Error::Tls(format!("{service} on host \"{host}\" ended the TLS session (TLS alert {alert:?})"))
+        }
+        rustls::Error::PeerIncompatible(why) => {
+            Error::Tls(format!("{service} on host \"{host}\" is incompatible with our TLS settings ({why:?})"))
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
+            Error::Tls(format!("host \"{host}\" does not speak TLS correctly ({err})"))
+        }
+        _ => Error::Tls(format!("TLS with host \"{host}\" failed: {err}")),
+    }
+}
+
+fn rejects_certificate(alert: AlertDescription) -> bool {
+    matches!(
+        alert,
+        AlertDescription::BadCertificate
+            | AlertDescription::UnknownCA
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateExpired
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::AccessDenied
+    )
+}
+
+fn server(err: &rustls::Error, peer: &Peer) -> Error {
+    let who = &peer.name;
+    match err {
+        rustls::Error::NoCertificatesPresented => Error::NeedClientCert(format!(
+            "{who} presented no client certificate, but one is required (pmcd -Q, the client's request, or tls-verify-clients = true)"
+        )),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Tls(format!(
+            "{who} presented a client certificate whose issuer is not trusted (check tls-ca-cert-file / tls-ca-cert-dir)"
+        )),
+        rustls::Error::InvalidCertificate(c) => Error::Tls(match certificate(c) {
+            Some(why) => format!("{who} presented an unacceptable client certificate: {why}"),
+            None => format!("{who} presented an unacceptable client certificate: {err}"),
+        }),
+        rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
+            Error::Tls(format!("{who} does not speak TLS correctly ({err})"))
+        }
+        rustls::Error::PeerIncompatible(why) => {
+            Error::Tls(format!("{who} has no TLS version or cipher suite in common with us ({why:?})"))
+        }
+        rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => Error::Tls(format!(
+            "{who} does not accept this server's certificate (TLS alert {alert:?}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists"
+        )),
+        _ => Error::Tls(format!("TLS with {who} failed: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(role: Role, sent_cert: bool) -> Peer {
+        Peer {
+            role,
+            name: "pcp.example".into(),
+            service: "pmcd",
+            trust: "tls-ca-cert-file \"/ca\"".into(),
+            conf: "/tls.conf".into(),
+            sent_cert,
+        }
+    }
+
+    #[test]
+    fn untrusted_issuer_names_host_and_trust() {
+        let e = explain(
+            &rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            &peer(Role::Client, false),
+        );
+        let text = e.to_string();
+        assert!(
+            text.contains("\"pcp.example\"")
+                && text.contains("not trusted")
+                && text.contains("/ca"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn certificate_required_alert_is_need_client_cert() {
+        let e = explain(
+            &rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+            &peer(Role::Client, false),
+        );
+        assert_eq!(e.code(), crate::pcp::PM_ERR_NEEDCLIENTCERT);
+        assert!(e.to_string().contains("/tls.conf"));
+    }
+
+    #[test]
+    fn rejected_certificate_when_one_was_sent() {
+        let e = explain(
+            &rustls::Error::AlertReceived(AlertDescription::UnknownCA),
+            &peer(Role::Client, true),
+        );
+        assert_eq!(e.code(), crate::pcp::PM_ERR_TLS);
+        assert!(e.to_string().contains("rejected our client certificate"));
+    }
+
+    #[test]
+    fn server_side_missing_certificate() {
+        let e = explain(
+            &rustls::Error::NoCertificatesPresented,
+            &peer(Role::Server, false),
+        );
+        assert_eq!(e.code(), crate::pcp::PM_ERR_NEEDCLIENTCERT);
+    }
+}

@@ -1,0 +1,17 @@
+//! TLS contexts and settings: `tls.conf` and the environment, certificates
+//! and cipher suites, the shared client and server contexts, the secure
+//! upgrade (secure-ack, handshake, redial) and its errors, the per-descriptor
+//! sessions, the fd transport and the data path.
+
+pub(crate) mod ack;
+pub(crate) mod certs;
+pub(crate) mod config;
+pub(crate) mod diagnose;
+pub(crate) mod handshake;
+pub(crate) mod io;
+pub(crate) mod keylog;
+pub(crate) mod redial;
+pub(crate) mod session;
+pub(crate) mod store;
+pub(crate) mod suites;
+pub(crate) mod transport;
