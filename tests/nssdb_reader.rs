@@ -125,14 +125,16 @@ fn upgraded_berkeley_database_has_a_3des_password_check() {
     // Refused while it is Berkeley DB only, with the way out named.
     let e = Database::open(&format!("sql:{dir}"))
         .err()
-        .expect("cert8.db refused");
+        .expect("cert8.db refused")
+        .to_string();
     assert!(
         e.contains("cert8.db") && e.contains("certutil -d sql:"),
         "{e}"
     );
     let e = Database::open(&format!("dbm:{dir}"))
         .err()
-        .expect("dbm: refused");
+        .expect("dbm: refused")
+        .to_string();
     assert!(e.contains("only sql:"), "{e}");
     // An upgrade-merge writes key4.db with NSS's legacy PBE-SHA1-3DES
     // password check (no certificates are merged from the same directory).
