@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, KeyIvInit};
+use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
 use ring::{digest, hmac, pbkdf2};
 use std::num::NonZeroU32;
 use zeroize::Zeroizing;
@@ -80,28 +80,7 @@ impl PasswordKey {
 
 /// Dotted form of an encoded OID, for messages.
 pub(crate) fn dotted(oid: &[u8]) -> String {
-    let mut parts = Vec::new();
-    let mut value: u64 = 0;
-    for (i, &b) in oid.iter().enumerate() {
-        value = (value << 7) | u64::from(b & 0x7f);
-        if b & 0x80 == 0 {
-            if parts.is_empty() {
-                let first = (value / 40).min(2);
-                parts.push(first);
-                parts.push(value - first * 40);
-            } else {
-                parts.push(value);
-            }
-            value = 0;
-        } else if i >= 24 {
-            break;
-        }
-    }
-    parts
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
+    x509_parser::der_parser::oid::Oid::new(std::borrow::Cow::Borrowed(oid)).to_id_string()
 }
 
 /// PBKDF2 parameters: salt, iterations, key length, PRF.
@@ -257,20 +236,11 @@ fn legacy_key_iv(key: &PasswordKey, salt: &[u8], iterations: u32) -> (Zeroizing<
     (Zeroizing::new(out[..24].to_vec()), iv)
 }
 
-fn strip_pkcs7(mut buf: Zeroizing<Vec<u8>>, block: usize) -> Result<Zeroizing<Vec<u8>>, PbeError> {
-    let pad = usize::from(*buf.last().ok_or(PbeError::BadDecrypt)?);
-    if pad == 0
-        || pad > block
-        || pad > buf.len()
-        || buf[buf.len() - pad..]
-            .iter()
-            .any(|&b| usize::from(b) != pad)
-    {
-        return Err(PbeError::BadDecrypt);
-    }
-    let len = buf.len() - pad;
+/// Keeps the plaintext of a decrypted buffer whose PKCS#7 padding
+/// (checked by the cipher crate) is `len` bytes long.
+fn keep(mut buf: Zeroizing<Vec<u8>>, len: usize) -> Zeroizing<Vec<u8>> {
     buf.truncate(len);
-    Ok(buf)
+    buf
 }
 
 fn aes_cbc(key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PbeError> {
@@ -278,18 +248,17 @@ fn aes_cbc(key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec
         return Err(PbeError::BadDecrypt);
     }
     let mut buf = Zeroizing::new(ciphertext.to_vec());
-    let result = match key.len() {
+    let len = match key.len() {
         16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, iv)
             .map_err(|_| PbeError::BadDecrypt)?
-            .decrypt_padded_mut::<NoPadding>(&mut buf)
-            .map(|_| ()),
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|plain| plain.len()),
         _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, iv)
             .map_err(|_| PbeError::BadDecrypt)?
-            .decrypt_padded_mut::<NoPadding>(&mut buf)
-            .map(|_| ()),
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|plain| plain.len()),
     };
-    result.map_err(|_| PbeError::BadDecrypt)?;
-    strip_pkcs7(buf, 16)
+    Ok(keep(buf, len.map_err(|_| PbeError::BadDecrypt)?))
 }
 
 fn des3_cbc(key: &[u8], iv: &[u8; 8], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, PbeError> {
@@ -297,11 +266,12 @@ fn des3_cbc(key: &[u8], iv: &[u8; 8], ciphertext: &[u8]) -> Result<Zeroizing<Vec
         return Err(PbeError::BadDecrypt);
     }
     let mut buf = Zeroizing::new(ciphertext.to_vec());
-    cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
+    let len = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv)
         .map_err(|_| PbeError::BadDecrypt)?
-        .decrypt_padded_mut::<NoPadding>(&mut buf)
-        .map_err(|_| PbeError::BadDecrypt)?;
-    strip_pkcs7(buf, 8)
+        .decrypt_padded_mut::<Pkcs7>(&mut buf)
+        .map_err(|_| PbeError::BadDecrypt)?
+        .len();
+    Ok(keep(buf, len))
 }
 
 /// Checks a PBMAC1 integrity code over `be32(object) || be32(attribute)
@@ -348,6 +318,10 @@ mod tests {
     fn dotted_names() {
         assert_eq!(dotted(PBES2), "1.2.840.113549.1.5.13");
         assert_eq!(dotted(AES256_CBC), "2.16.840.1.101.3.4.1.42");
+        // Hostile encodings are described, never a panic.
+        for hostile in [&[][..], &[0x80], &[0xff; 40], &[0x2a, 0x86, 0xff]] {
+            let _ = dotted(hostile);
+        }
     }
 
     #[test]
@@ -398,10 +372,21 @@ mod tests {
 
     #[test]
     fn pkcs7_padding_is_checked() {
-        assert!(strip_pkcs7(Zeroizing::new(vec![1, 2, 3, 3, 3, 3]), 8).is_ok());
-        assert!(strip_pkcs7(Zeroizing::new(vec![1, 2, 3, 2, 3, 3]), 8).is_err());
-        assert!(strip_pkcs7(Zeroizing::new(vec![0; 8]), 8).is_err());
-        assert!(strip_pkcs7(Zeroizing::new(vec![9; 8]), 8).is_err());
+        use des::cipher::{block_padding::NoPadding, BlockEncryptMut};
+        let (key, iv) = ([7u8; 24], [1u8; 8]);
+        let encrypt = |block: [u8; 8]| {
+            let mut buf = block.to_vec();
+            cbc::Encryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+                .unwrap()
+                .encrypt_padded_mut::<NoPadding>(&mut buf, 8)
+                .unwrap();
+            buf
+        };
+        let plain = des3_cbc(&key, &iv, &encrypt([1, 2, 3, 4, 5, 3, 3, 3])).unwrap();
+        assert_eq!(&plain[..], &[1, 2, 3, 4, 5]);
+        assert!(des3_cbc(&key, &iv, &encrypt([1, 2, 3, 4, 5, 2, 3, 3])).is_err());
+        assert!(des3_cbc(&key, &iv, &encrypt([0; 8])).is_err());
+        assert!(des3_cbc(&key, &iv, &encrypt([9; 8])).is_err());
     }
 
     fn hex(bytes: &[u8]) -> String {

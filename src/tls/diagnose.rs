@@ -81,11 +81,13 @@ fn client(err: &rustls::Error, peer: &Peer) -> Error {
             peer.conf
         )),
         rustls::Error::AlertReceived(alert) if peer.sent_cert && rejects_certificate(*alert) => Error::Tls(format!(
-            "{service} on host \"{host}\" rejected our client certificate (TLS alert {alert:?})"
+            "{service} on host \"{host}\" rejected our client certificate (TLS alert {})",
+            tls_name(alert)
         )),
         rustls::Error::AlertReceived(alert) if !peer.sent_cert && rejects_certificate(*alert) => {
             Error::NeedClientCert(format!(
-                "{service} on host \"{host}\" requires a client certificate (TLS alert {alert:?}); set tls-client-cert-file and tls-client-key-file in {}",
+                "{service} on host \"{host}\" requires a client certificate (TLS alert {}); set tls-client-cert-file and tls-client-key-file in {}",
+                tls_name(alert),
                 peer.conf
             ))
         }
@@ -93,16 +95,36 @@ fn client(err: &rustls::Error, peer: &Peer) -> Error {
             Error::Tls(format!("{service} on host \"{host}\" has no TLS version or cipher suite in common with us"))
         }
         rustls::Error::AlertReceived(alert) => {
-            Error::Tls(format!("{service} on host \"{host}\" ended the TLS session (TLS alert {alert:?})"))
+            Error::Tls(format!("{service} on host \"{host}\" ended the TLS session (TLS alert {})", tls_name(alert)))
         }
         rustls::Error::PeerIncompatible(why) => {
-            Error::Tls(format!("{service} on host \"{host}\" is incompatible with our TLS settings ({why:?})"))
+            Error::Tls(format!("{service} on host \"{host}\" is incompatible with our TLS settings ({})", tls_name(why)))
         }
         rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
             Error::Tls(format!("host \"{host}\" does not speak TLS correctly ({err})"))
         }
         _ => Error::Tls(format!("TLS with host \"{host}\" failed: {err}")),
     }
+}
+
+/// A TLS name in words as the standards spell it: rustls' `InternalError`
+/// alert is TLS's `internal_error`, `Tls12NotOffered` reads
+/// `tls12_not_offered`. Never Rust's own debug text.
+fn tls_name(value: &impl std::fmt::Debug) -> String {
+    let debug = format!("{value:?}");
+    let name = debug.split('(').next().unwrap_or(&debug);
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn rejects_certificate(alert: AlertDescription) -> bool {
@@ -135,10 +157,11 @@ fn server(err: &rustls::Error, peer: &Peer) -> Error {
             Error::Tls(format!("{who} does not speak TLS correctly ({err})"))
         }
         rustls::Error::PeerIncompatible(why) => {
-            Error::Tls(format!("{who} has no TLS version or cipher suite in common with us ({why:?})"))
+            Error::Tls(format!("{who} has no TLS version or cipher suite in common with us ({})", tls_name(why)))
         }
         rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => Error::Tls(format!(
-            "{who} does not accept this server's certificate (TLS alert {alert:?}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists"
+            "{who} does not accept this server's certificate (TLS alert {}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists",
+            tls_name(alert)
         )),
         _ => Error::Tls(format!("TLS with {who} failed: {err}")),
     }
@@ -147,6 +170,19 @@ fn server(err: &rustls::Error, peer: &Peer) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_names_read_as_the_standards_spell_them() {
+        assert_eq!(tls_name(&AlertDescription::InternalError), "internal_error");
+        assert_eq!(
+            tls_name(&AlertDescription::CertificateRequired),
+            "certificate_required"
+        );
+        assert_eq!(
+            tls_name(&rustls::PeerIncompatible::Tls12NotOffered),
+            "tls12_not_offered"
+        );
+    }
 
     fn peer(role: Role, sent_cert: bool) -> Peer {
         Peer {
