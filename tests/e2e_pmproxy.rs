@@ -153,3 +153,32 @@ fn preloaded_pmproxy_refuses_an_untrusted_pmcd_without_a_question() {
     );
     proxy.assert_running();
 }
+
+/// The PCP-protocol relay through a preloaded pmproxy carries TLS end to
+/// end: our client verifies pmcd itself, and the hop between pmproxy and
+/// pmcd (recorded) holds nothing but the plaintext opening and TLS records.
+#[test]
+fn relay_through_preloaded_pmproxy_carries_tls_end_to_end() {
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let recorder = support::Recorder::start(pmcd.addr());
+    let mut proxy = preloaded_pmproxy(&proxy_conf(&certs));
+    let run = support::Client::new(&certs.client_conf())
+        .ours()
+        .secure("enforce")
+        .env("PMPROXY_HOST", "127.0.0.1")
+        .env("PMPROXY_PORT", &proxy.port().to_string())
+        .fetch(&recorder.host(), &["kernel.all.load"]);
+    support::assert_load_values(&run);
+    proxy.assert_running();
+    // pmproxy keeps its hop to pmcd open for a while after the client has
+    // gone: stop it, which ends the hop.
+    drop(proxy);
+    let hops = recorder.finished(1);
+    hops[0]
+        .check_tls(&["kernel.all.load", "kernel.all"])
+        .unwrap_or_else(|e| panic!("pmproxy to pmcd is not TLS end to end: {e}"));
+}
