@@ -117,6 +117,22 @@ fn ours_to_ours_over_tls() {
     assert_no_values(&run);
 }
 
+// (a'') A tls.conf with a byte that is not UTF-8 (a Latin-1 comment, as an
+// editor may write it) means the same to our client as to libpcp and pmcd.
+#[test]
+fn latin1_comment_in_client_tls_conf() {
+    ensure_deps();
+    let certs = Certs::new();
+    let pmcd = our_tls_pmcd(&certs);
+    let client = Client::new("").ours().secure("enforce");
+    let mut conf = b"# caf\xe9 du serveur \xb7 collector\n".to_vec();
+    conf.extend_from_slice(certs.client_conf().as_bytes());
+    std::fs::write(client.conf_path(), conf).unwrap();
+    let run = client.fetch(&pmcd.host(), &[LOAD]);
+    assert_load_values(&run);
+    assert_no_errors(&run);
+}
+
 // (a') The server name is checked against what the user typed, in all three
 // loopback spellings: "localhost" and "127.0.0.1" against an IPv4 pmcd,
 // "[::1]" against an IPv6 pmcd (where the machine has an IPv6 loopback); all

@@ -103,9 +103,11 @@ impl TlsConf {
         conf
     }
 
-    /// Reads and parses the file at `path`.
+    /// Reads and parses the file at `path`. Bytes that are not UTF-8 (a
+    /// Latin-1 comment, say) do not make the file unreadable: libpcp reads
+    /// bytes too, and every key and path that matters is ASCII.
     pub fn load(path: &Path) -> std::io::Result<TlsConf> {
-        std::fs::read_to_string(path).map(|text| TlsConf::parse(&text))
+        std::fs::read(path).map(|bytes| TlsConf::parse(&String::from_utf8_lossy(&bytes)))
     }
 
     /// True when `tls-verify-clients` asks the server to require certificates.
@@ -241,8 +243,9 @@ pub fn tls_conf_path() -> Option<PathBuf> {
         return Some(path);
     }
     let pcp_conf = env::pcp_conf();
-    let text = std::fs::read_to_string(pcp_conf).ok()?;
-    text.lines()
+    let bytes = std::fs::read(pcp_conf).ok()?;
+    String::from_utf8_lossy(&bytes)
+        .lines()
         .rev()
         .find_map(|l| l.trim().strip_prefix("PCP_TLSCONF_PATH="))
         .map(|v| PathBuf::from(v.trim().trim_matches('"')))
@@ -374,6 +377,21 @@ mod tests {
             TlsConf::parse("tls-cert = /c\n").cert_file.as_deref(),
             Some("/c")
         );
+    }
+
+    #[test]
+    fn a_latin1_comment_does_not_make_the_file_unreadable() {
+        let dir = std::env::temp_dir().join(format!("pcp-secure-conf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tls.conf");
+        std::fs::write(
+            &path,
+            b"# caf\xe9 server\ntls-ca-cert-file = /etc/pcp/tls/ca.crt\n",
+        )
+        .unwrap();
+        let conf = TlsConf::load(&path).unwrap();
+        assert_eq!(conf.ca_cert_file.as_deref(), Some("/etc/pcp/tls/ca.crt"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

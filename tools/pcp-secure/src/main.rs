@@ -47,6 +47,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like every command-line tool: a reader that goes away (`| head -1`)
+    // ends us quietly, instead of a failed write to stdout.
+    // SAFETY: signal() with SIG_DFL takes no pointers and installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify::main(args),

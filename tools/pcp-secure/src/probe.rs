@@ -57,8 +57,18 @@ pub(crate) struct Args {
     #[arg(value_name = "HOST[:PORT]", value_parser = parse_target)]
     target: Target,
     /// Seconds to wait for the connection, and again for the handshakes.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds)]
     timeout: f64,
+}
+
+/// A number of seconds: finite, above 0 and at most an hour.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(s),
+        _ => Err(format!(
+            "\"{text}\" is not a number of seconds above 0 and at most 3600"
+        )),
+    }
 }
 
 /// Where to connect.
@@ -119,7 +129,7 @@ fn parse_target(text: &str) -> Result<Target, String> {
 
 /// Runs the subcommand.
 pub(crate) fn main(args: Args) -> ExitCode {
-    let timeout = Duration::from_secs_f64(args.timeout.clamp(0.1, 3600.0));
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.1));
     match probe(&args.target, timeout) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
