@@ -133,6 +133,44 @@ fn latin1_comment_in_client_tls_conf() {
     assert_no_errors(&run);
 }
 
+// (a3) Environment values that do not mean what they look like are named
+// in a warning: PCP_SECURE_SOCKETS values that libpcp reads as "no TLS"
+// (the connection that follows is indeed plain), and a time-out that is not
+// a number of seconds (the default is used).
+#[test]
+fn environment_values_that_do_not_work_are_warned_about() {
+    ensure_deps();
+    let certs = Certs::new();
+    let pmcd = our_tls_pmcd(&certs);
+    let rec = Recorder::start(pmcd.addr());
+    let run = Client::new(&certs.client_conf())
+        .ours()
+        .secure("ENFORCE")
+        .fetch(&rec.host(), &[LOAD]);
+    assert_load_values(&run);
+    assert!(
+        run.stderr
+            .contains("PCP_SECURE_SOCKETS=\"ENFORCE\" is not a value libpcp knows"),
+        "{}",
+        run.describe()
+    );
+    rec.finished(1)[0].assert_plain(&[LOAD], &[]);
+
+    let run = Client::new(&certs.client_conf())
+        .ours()
+        .secure("enforce")
+        .env("PCP_SECURE_HANDSHAKE_TIMEOUT", "soon")
+        .fetch(&pmcd.host(), &[LOAD]);
+    assert_load_values(&run);
+    assert!(
+        run.stderr.contains(
+            "PCP_SECURE_HANDSHAKE_TIMEOUT=\"soon\" is not a number of seconds (above 0, below 86400); the default is used"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
 // (a') The server name is checked against what the user typed, in all three
 // loopback spellings: "localhost" and "127.0.0.1" against an IPv4 pmcd,
 // "[::1]" against an IPv6 pmcd (where the machine has an IPv6 loopback); all

@@ -65,6 +65,8 @@ enum Step<'a> {
     Expect(&'a str),
     /// Type these keys (once the program reads single keys).
     Send(&'a str),
+    /// Wait until this file (a server's log) matches this text (literal).
+    WaitFile(&'a std::path::Path, &'a str),
 }
 
 /// Options of a terminal session besides its steps.
@@ -249,6 +251,7 @@ impl User {
             match s {
                 Step::Expect(text) => cmd.arg("--expect").arg(re_escape(text)),
                 Step::Send(keys) => cmd.arg("--send").arg(keys),
+                Step::WaitFile(file, text) => cmd.arg("--wait-file").arg(file).arg(re_escape(text)),
             };
         }
         cmd.arg("--").arg(PMINFO).args(["-h", host, "-f", LOAD]);
@@ -279,6 +282,7 @@ impl User {
                 .map(|s| match s {
                     Step::Expect(t) => format!("expect {t:?}"),
                     Step::Send(k) => format!("send {k:?}"),
+                    Step::WaitFile(f, t) => format!("wait for {t:?} in {}", f.display()),
                 })
                 .collect(),
             helper: helper.cmd,
@@ -714,6 +718,45 @@ fn assert_untrusted_block(
 /// The question with "(no)", as printed where there is no terminal.
 fn answered_no(question: &str) -> String {
     format!("{question}{NO}")
+}
+
+// ---------------------------------------------------------------------------
+// 0. The question answered after pmcd gave up on the handshake
+
+/// pmcd bounds the handshake (here 1 s); a person answering later still
+/// gets the certificate saved, and a message that says to connect again
+/// (never an errno such as "Broken pipe"); the next connection is silent.
+#[test]
+fn prompt_answered_after_pmcd_gave_up_saves_and_says_connect_again() {
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned"))
+        .env("PCP_SECURE_HANDSHAKE_TIMEOUT", "1")
+        .start();
+    let user = User::trusting_ca(&certs);
+    let host = pmcd.host_named("localhost");
+    let log = pmcd.dir().join("pmcd.log");
+    let run = user.pty(
+        &host,
+        &[
+            Step::Expect(SAVE_QUESTION),
+            // pmcd's log says it refused the silent client: now answer.
+            Step::WaitFile(&log, "refused"),
+            Step::Send("y"),
+        ],
+    );
+    run.assert_failed();
+    assert!(
+        run.transcript
+            .contains("the certificate was saved, so connect again"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.transcript.contains("os error"), "{}", run.describe());
+    let again = user.detached(&host);
+    assert_load_values(&again);
+    assert!(!again.stderr.contains("WARNING"), "{}", again.describe());
 }
 
 // ---------------------------------------------------------------------------

@@ -56,9 +56,11 @@ entry! {
 
 /// Runs when the library is loaded (preloaded, linked or dlopened): says
 /// once, at debug level (`PCP_SECURE_DEBUG`), that TLS is now ours, so an
-/// administrator can confirm which TLS is live.
+/// administrator can confirm which TLS is live, and warns when
+/// `PCP_SECURE_SOCKETS` holds a value that libpcp reads as "no TLS".
 extern "C" fn announce() {
     let _ = std::panic::catch_unwind(|| {
+        crate::tls::config::check_secure_sockets();
         crate::log::debug!(
             "{} loaded in {}: libpcp's TLS is handled by rustls",
             version_str(),

@@ -229,6 +229,11 @@ pub(crate) mod env {
     pub(crate) fn allowed(name: &str) -> bool {
         var(name).is_some()
     }
+    /// `PCP_SECURE_SOCKETS` (libpcp's own; read here only to warn about
+    /// values libpcp ignores).
+    pub(crate) fn secure_sockets() -> Option<String> {
+        var("PCP_SECURE_SOCKETS").map(|v| v.to_string_lossy().into_owned())
+    }
     /// `PMPROXY_HOST`: connections go through pmproxy's relay.
     pub(crate) fn through_pmproxy() -> bool {
         var("PMPROXY_HOST").is_some()
@@ -297,11 +302,17 @@ pub enum Role {
 /// server (pmcd's own PDU timeout) and `$PMCD_REQUEST_TIMEOUT` or 10 s for a
 /// client (libpcp's request timeout).
 pub(crate) fn handshake_timeout(role: Role) -> Duration {
-    let from_env = |name: &str| {
-        env::seconds(name)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
-            .map(Duration::from_secs_f64)
+    let from_env = |name: &'static str| {
+        let text = env::seconds(name)?;
+        let seconds = seconds(&text);
+        if seconds.is_none() {
+            warn_once(name, || {
+                format!(
+                    "{name}=\"{text}\" is not a number of seconds (above 0, below 86400); the default is used"
+                )
+            });
+        }
+        seconds
     };
     from_env("PCP_SECURE_HANDSHAKE_TIMEOUT").unwrap_or_else(|| match role {
         Role::Server => Duration::from_secs(5),
@@ -309,9 +320,72 @@ pub(crate) fn handshake_timeout(role: Role) -> Duration {
     })
 }
 
+/// A number of seconds in a time-out variable, if it is one.
+fn seconds(text: &str) -> Option<Duration> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 86_400.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// Logs a warning about the environment variable `name`, once per process.
+fn warn_once(name: &'static str, text: impl FnOnce() -> String) {
+    static WARNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+    if !warned.contains(&name) {
+        warned.push(name);
+        crate::log::warning!("{}", text());
+    }
+}
+
+/// Warns, once, when libpcp's `PCP_SECURE_SOCKETS` holds a value libpcp
+/// reads as "no TLS" although it looks meant otherwise (libpcp knows only
+/// "enforce", "1", "relaxed" and the empty string, case-sensitive).
+pub(crate) fn check_secure_sockets() {
+    let Some(value) = env::secure_sockets() else {
+        return;
+    };
+    if let Some(text) = secure_sockets_problem(&value) {
+        warn_once("PCP_SECURE_SOCKETS", || text);
+    }
+}
+
+/// What is wrong with a `PCP_SECURE_SOCKETS` value, if anything.
+fn secure_sockets_problem(value: &str) -> Option<String> {
+    match value {
+        "enforce" | "1" | "relaxed" | "0" | "off" | "no" | "false" | "none" => None,
+        other => Some(format!(
+            "PCP_SECURE_SOCKETS=\"{other}\" is not a value libpcp knows, so this process's connections will not use TLS; use \"enforce\" (or \"1\") for TLS, or \"relaxed\" for TLS where pmcd offers it (the values are case-sensitive)"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secure_sockets_values_libpcp_reads_as_off_are_named() {
+        for fine in ["enforce", "1", "relaxed", "0", "off"] {
+            assert_eq!(secure_sockets_problem(fine), None, "{fine}");
+        }
+        for meant_on in ["ENFORCE", "yes", "true", "Relaxed", "on"] {
+            let text = secure_sockets_problem(meant_on).expect(meant_on);
+            assert!(
+                text.contains(meant_on) && text.contains("will not use TLS"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn time_out_values_are_seconds() {
+        assert_eq!(seconds(" 2.5 "), Some(Duration::from_millis(2500)));
+        for bad in ["NaN", "inf", "0", "-1", "soon", "100000"] {
+            assert_eq!(seconds(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn parses_both_separators_comments_and_blank_values() {

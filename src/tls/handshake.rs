@@ -154,6 +154,16 @@ fn upgrade(
     }
 }
 
+/// True for the errors of a server that gave up on us: it closed, timed
+/// out, or its end of the socket is gone (a write after it closed).
+fn peer_went_away(e: &Error) -> bool {
+    match e {
+        Error::Closed(_) | Error::Timeout(_) => true,
+        Error::Io(io) => matches!(io.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)),
+        _ => false,
+    }
+}
+
 /// How one handshake attempt failed.
 enum Attempt {
     /// For a reason to report.
@@ -207,8 +217,8 @@ fn tls_client(
         return Err(Attempt::ResumptionRefused);
     }
     result.map_err(|f| match f {
-        Failure::Other(e @ (Error::Closed(_) | Error::Timeout(_))) if scope.saved.load(Ordering::Relaxed) => Error::Tls(format!(
-            "{e}: {} gave up while the question was being answered; the certificate was saved, so connect again",
+        Failure::Other(e) if scope.saved.load(Ordering::Relaxed) && peer_went_away(&e) => Error::Tls(format!(
+            "{} on host \"{name}\" gave up while the question was being answered; the certificate was saved, so connect again",
             target.service
         )),
         f => f.explain(&peer),

@@ -5,7 +5,8 @@ and talks to it like a person at that terminal.
 usage: pty_run.py [--timeout SECS] [--transcript FILE] [--clear-env]
                   [--env NAME=VALUE]... [--stdin-null] [--stderr FILE]
                   [--no-wait-raw]
-                  [--expect REGEX [--send KEYS]]... -- COMMAND [ARG...]
+                  [--expect REGEX [--send KEYS]] [--wait-file FILE REGEX]...
+                  -- COMMAND [ARG...]
 
 The command starts in a new session (setsid) whose controlling terminal is
 the slave side of a new pty; that pty is also its stdin, stdout and stderr,
@@ -94,6 +95,9 @@ def parse(argv):
             opts["steps"].append(("expect", re.compile(value().encode(), re.MULTILINE)))
         elif a == "--send":
             opts["steps"].append(("send", value().encode()))
+        elif a == "--wait-file":
+            path = value()
+            opts["steps"].append(("wait-file", (path, re.compile(value().encode(), re.MULTILINE))))
         else:
             usage("unknown argument %r" % a)
         i += 1
@@ -189,6 +193,21 @@ def main():
 
     pos = 0
     for kind, arg in opts["steps"]:
+        if kind == "wait-file":
+            # Another process's file (a server log) shows REGEX: the moment
+            # to go on, whatever the command is doing meanwhile.
+            path, pattern = arg
+            while True:
+                try:
+                    with open(path, "rb") as f:
+                        if pattern.search(f.read()):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    give_up("waiting for %r in %s" % (pattern.pattern.decode(), path))
+                pump(0.05)
+            continue
         if kind == "expect":
             while True:
                 m = arg.search(bytes(transcript), pos)
