@@ -1047,6 +1047,11 @@ impl Pmcd {
         }
     }
 
+    /// The running pmcd's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("pmcd not running").id()
+    }
+
     /// Whether libpcp_secure.so is mapped into the running pmcd.
     pub fn has_our_library(&self) -> bool {
         let pid = self.child.as_ref().expect("pmcd not running").id();

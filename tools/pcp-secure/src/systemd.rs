@@ -51,7 +51,9 @@ impl Service {
 #[command(after_help = "\
 Without --install the drop-in is printed. With --install it is written to
 /etc/systemd/system/SERVICE.service.d/libpcp-secure.conf (mode 0644); then run
-`systemctl daemon-reload && systemctl restart SERVICE` yourself.
+`systemctl daemon-reload && systemctl restart SERVICE` yourself. A drop-in of
+that name that was edited (or not written by pcp-secure) is only replaced
+with --force.
 pmproxy is refused: pmproxy 6 uses OpenSSL directly on the TLS context that
 libpcp hands it, so the library must not be preloaded into it.")]
 pub(crate) struct Args {
@@ -61,6 +63,10 @@ pub(crate) struct Args {
     /// Write the drop-in instead of printing it.
     #[arg(long)]
     install: bool,
+    /// With --install: replace a drop-in of that name that was edited or
+    /// written by someone else.
+    #[arg(long, requires = "install")]
+    force: bool,
     /// Treat DIR as the root directory when installing (for images and tests).
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
@@ -117,6 +123,22 @@ pub(crate) fn main(args: Args) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let path = drop_in_path(&args.root, service);
+    if let Ok(existing) = fs::read_to_string(&path) {
+        if existing == text {
+            println!("{} is already installed and up to date", path.display());
+            return ExitCode::SUCCESS;
+        }
+        if !args.force && !written_by_us(&existing, &text) {
+            eprintln!(
+                "pcp-secure systemd: {} exists and was edited or not written by pcp-secure; it is left as it is. \
+                 Merge the two lines below into it yourself (systemctl edit {}), or replace it with --force:\n[Service]\n{}",
+                path.display(),
+                service.name(),
+                text.lines().last().unwrap_or_default()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = install(&path, &text) {
         eprintln!("pcp-secure systemd: {e}");
         return ExitCode::FAILURE;
@@ -127,6 +149,21 @@ pub(crate) fn main(args: Args) -> ExitCode {
         service.name()
     );
     ExitCode::SUCCESS
+}
+
+/// True when `existing` is a drop-in pcp-secure wrote and nobody edited:
+/// the same as `fresh` but for the version line and the library path.
+fn written_by_us(existing: &str, fresh: &str) -> bool {
+    let skeleton = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                !l.starts_with("# Written by pcp-secure (")
+                    && !l.starts_with("Environment=LD_PRELOAD=")
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    existing.contains("# Written by pcp-secure (") && skeleton(existing) == skeleton(fresh)
 }
 
 /// The drop-in text for `service` preloading `lib`.

@@ -1737,6 +1737,103 @@ fn systemd_prints_and_installs_a_drop_in() {
     );
 }
 
+/// verify reports, for each running pmcd, whether the library is loaded
+/// into it (a preload that only a restart would apply is seen).
+#[test]
+fn verify_reports_whether_running_pmcds_have_the_library() {
+    let certs = Certs::new();
+    let ours = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let stock = Pmcd::builder()
+        .preload_ours(false)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let user = User::new("");
+    let run = user.run(&["verify"]);
+    let line = |pid: u32| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(&format!("running pmcd: pmcd (pid {pid})")))
+            .unwrap_or_else(|| panic!("no line for pmcd {pid}\n{}", run.describe()))
+            .to_string()
+    };
+    let with = line(ours.pid());
+    assert!(
+        with.starts_with("ok") && with.contains("libpcp_secure"),
+        "{with}"
+    );
+    let without = line(stock.pid());
+    assert!(
+        without.starts_with("warn") && without.contains("runs without libpcp_secure"),
+        "{without}"
+    );
+}
+
+/// `systemd --install` replaces its own unedited drop-in (a newer library
+/// path or version), never one the administrator edited, unless --force.
+#[test]
+fn systemd_install_keeps_an_edited_drop_in_unless_forced() {
+    let user = User::new("");
+    let root = user.root();
+    let root_arg = root.to_str().unwrap();
+    let path = root.join("etc/systemd/system/pmcd.service.d/libpcp-secure.conf");
+    user.run(&["systemd", "pmcd", "--install", "--root", root_arg])
+        .assert_ok();
+    let ours = fs::read_to_string(&path).unwrap();
+    let run = user.run(&["systemd", "pmcd", "--install", "--root", root_arg]);
+    run.assert_ok();
+    has(
+        &run.stdout,
+        "already installed and up to date",
+        &run.describe(),
+    );
+
+    // Written by an older pcp-secure for another library path: replaced.
+    let older = ours
+        .lines()
+        .map(|l| {
+            if l.starts_with("Environment=LD_PRELOAD=") {
+                "Environment=LD_PRELOAD=/opt/old/libpcp_secure.so.1".to_string()
+            } else if l.starts_with("# Written by pcp-secure (") {
+                "# Written by pcp-secure (libpcp_secure 0.9.0 (rustls 0.23.0)).".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    fs::write(&path, &older).unwrap();
+    user.run(&["systemd", "pmcd", "--install", "--root", root_arg])
+        .assert_ok();
+    assert_eq!(fs::read_to_string(&path).unwrap(), ours);
+
+    // Edited by the administrator: kept, and the refusal says how to go on.
+    let edited = format!("{ours}Environment=PMCD_MAXPENDING=64\n");
+    fs::write(&path, &edited).unwrap();
+    let run = user.run(&["systemd", "pmcd", "--install", "--root", root_arg]);
+    assert!(!run.success(), "{}", run.describe());
+    has(
+        &run.stderr,
+        "was edited or not written by pcp-secure",
+        &run.describe(),
+    );
+    has(&run.stderr, "--force", &run.describe());
+    assert_eq!(fs::read_to_string(&path).unwrap(), edited);
+    let run = user.run(&[
+        "systemd",
+        "pmcd",
+        "--install",
+        "--force",
+        "--root",
+        root_arg,
+    ]);
+    run.assert_ok();
+    assert_eq!(fs::read_to_string(&path).unwrap(), ours);
+}
+
 #[test]
 fn systemd_refuses_pmproxy() {
     let user = User::new("");

@@ -29,8 +29,52 @@ pub(super) fn library(r: &mut Report, root: &Path) {
         }
     };
     pmcd_preload(r, root, lib.as_deref());
+    if root == Path::new("/") {
+        running_pmcd(r);
+    }
     client_preload(r, lib.as_deref());
     secure_sockets(r);
+}
+
+/// One line per running pmcd: whether the library is loaded into it (its
+/// memory maps say), so that a preload set up but not yet applied by a
+/// restart is seen.
+fn running_pmcd(r: &mut Report) {
+    const NAME: &str = "running pmcd";
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let mut pids: Vec<u32> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "pmcd")
+        })
+        .collect();
+    pids.sort_unstable();
+    for pid in pids {
+        let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+            r.warn(
+                NAME,
+                format!("pmcd (pid {pid}) runs, but its memory maps cannot be read here"),
+                "run pcp-secure verify as root to see whether it uses libpcp_secure",
+            );
+            continue;
+        };
+        match maps
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("libpcp_secure"))
+        {
+            Some(lib) => r.ok(NAME, format!("pmcd (pid {pid}) runs with {lib} loaded")),
+            None => r.warn(
+                NAME,
+                format!(
+                    "pmcd (pid {pid}) runs without libpcp_secure: it uses libpcp's OpenSSL TLS"
+                ),
+                "restart pmcd after setting up the preload (systemctl restart pmcd)",
+            ),
+        }
+    }
 }
 
 /// "PATH (the library found above)" or "PATH (pcp-secure found X)".
