@@ -46,21 +46,85 @@ pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
     })
 }
 
-/// A certificate chain with its private key, checked to belong together.
-/// The DER key is wiped once ring has parsed it (ring keeps its own parsed
-/// copy, which it does not wipe: that is beyond this library).
+/// Why a key and a certificate chain cannot be used together.
+#[derive(Debug)]
+pub enum KeyError {
+    /// The key is of a kind that cannot sign here.
+    Unusable(rustls::Error),
+    /// The key belongs to none of the chain's certificates.
+    Mismatch,
+    /// The key belongs to the chain's certificate number `.0` (counting
+    /// from 1), not to the first: the file lists the chain in the wrong
+    /// order.
+    WrongOrder(usize),
+}
+
+impl KeyError {
+    /// The problem in words, naming the two settings and files.
+    pub fn describe(
+        &self,
+        key_setting: &str,
+        key_file: &str,
+        cert_setting: &str,
+        cert_file: &str,
+    ) -> String {
+        match self {
+            KeyError::WrongOrder(n) => format!(
+                "{cert_setting} \"{cert_file}\" lists its certificates in the wrong order: {key_setting} \"{key_file}\" belongs to certificate {n} of it, not to the first; put that certificate first, then the CAs that issued it"
+            ),
+            KeyError::Mismatch => format!(
+                "{key_setting} \"{key_file}\" does not fit {cert_setting} \"{cert_file}\" (the key belongs to none of its certificates)"
+            ),
+            KeyError::Unusable(e) => format!(
+                "{key_setting} \"{key_file}\" cannot be used with {cert_setting} \"{cert_file}\" ({e})"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyError::Unusable(e) => write!(f, "{e}"),
+            KeyError::Mismatch => f.write_str("the key belongs to none of the certificates"),
+            KeyError::WrongOrder(n) => write!(
+                f,
+                "the key belongs to certificate {n} of the chain, not to the first"
+            ),
+        }
+    }
+}
+
+/// A certificate chain with its private key, checked to belong together
+/// (the key must be the first certificate's). The DER key is wiped once
+/// ring has parsed it (ring keeps its own parsed copy, which it does not
+/// wipe: that is beyond this library).
 pub fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     mut key: PrivateKeyDer<'static>,
-) -> std::result::Result<rustls::sign::CertifiedKey, rustls::Error> {
+) -> std::result::Result<rustls::sign::CertifiedKey, KeyError> {
     let signing = rustls::crypto::ring::sign::any_supported_type(&key);
     key.zeroize();
-    let certified = rustls::sign::CertifiedKey::new(chain, signing?);
+    let signing = signing.map_err(KeyError::Unusable)?;
+    let spki = signing.public_key().map(|k| k.as_ref().to_vec());
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
             Ok(certified)
         }
-        Err(e) => Err(e),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            let owner = spki.and_then(|spki| {
+                certified.cert.iter().position(|c| {
+                    x509_parser::parse_x509_certificate(c)
+                        .is_ok_and(|(_, x)| x.tbs_certificate.subject_pki.raw == spki.as_slice())
+                })
+            });
+            Err(match owner {
+                Some(i) if i > 0 => KeyError::WrongOrder(i + 1),
+                _ => KeyError::Mismatch,
+            })
+        }
+        Err(e) => Err(KeyError::Unusable(e)),
     }
 }
 
@@ -152,4 +216,47 @@ pub fn system_roots() -> RootCertStore {
 fn read(key: &str, path: &str) -> Result<Vec<u8>> {
     std::fs::read(Path::new(path))
         .map_err(|e| Error::Config(format!("{key} \"{path}\": cannot read ({e})")))
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    fn issued() -> (
+        CertificateDer<'static>,
+        CertificateDer<'static>,
+        PrivateKeyDer<'static>,
+    ) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let key = PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+        (leaf.der().clone(), ca.der().clone(), key)
+    }
+
+    #[test]
+    fn a_chain_in_the_wrong_order_is_named_as_such() {
+        let (leaf, ca, key) = issued();
+        assert!(certified_key(vec![leaf.clone(), ca.clone()], key.clone_key()).is_ok());
+        match certified_key(vec![ca.clone(), leaf.clone()], key.clone_key()) {
+            Err(KeyError::WrongOrder(2)) => {}
+            other => panic!("expected WrongOrder(2), got {other:?}"),
+        }
+        let (_, _, other_key) = issued();
+        match certified_key(vec![leaf, ca], other_key) {
+            Err(KeyError::Mismatch) => {}
+            other => panic!("expected Mismatch, got {other:?}"),
+        }
+        let text = KeyError::WrongOrder(2).describe("tls-key-file", "/k", "tls-cert-file", "/c");
+        assert!(
+            text.contains("wrong order") && !text.contains("does not fit"),
+            "{text}"
+        );
+    }
 }

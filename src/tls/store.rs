@@ -155,9 +155,7 @@ fn pem_identity(conf: &TlsConf) -> Result<CertifiedKey> {
     let chain = certs::load_chain("tls-cert-file", cert_file)?;
     let key = certs::load_key("tls-key-file", key_file)?;
     certs::certified_key(chain, key).map_err(|e| {
-        Error::Config(format!(
-            "tls-key-file \"{key_file}\" does not fit tls-cert-file \"{cert_file}\" ({e})"
-        ))
+        Error::Config(e.describe("tls-key-file", key_file, "tls-cert-file", cert_file))
     })
 }
 
@@ -250,8 +248,11 @@ impl ClientContext {
                 let chain = certs::load_chain("tls-client-cert-file", cert)?;
                 let der = certs::load_key("tls-client-key-file", key)?;
                 Some(Arc::new(certs::certified_key(chain, der).map_err(|e| {
-                    Error::Config(format!(
-                        "tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"
+                    Error::Config(e.describe(
+                        "tls-client-key-file",
+                        key,
+                        "tls-client-cert-file",
+                        cert,
                     ))
                 })?))
             }

@@ -346,7 +346,9 @@ impl ClientSettings {
                 .and_then(|(chain, der)| {
                     certs::certified_key(chain, der)
                         .map(|k| Some(Arc::new(k)))
-                        .map_err(|e| format!("tls-client-key-file \"{key}\" does not fit tls-client-cert-file \"{cert}\" ({e})"))
+                        .map_err(|e| {
+                            e.describe("tls-client-key-file", key, "tls-client-cert-file", cert)
+                        })
                 }),
             _ => Ok(None),
         };

@@ -370,6 +370,33 @@ fn verify_fails_an_expired_certificate() {
     );
 }
 
+/// A tls-cert-file that lists the CA before the server's own certificate
+/// is named as a chain in the wrong order, not as a key that does not fit.
+#[test]
+fn verify_names_a_chain_in_the_wrong_order() {
+    let certs = Certs::new();
+    let reversed = certs.dir().join("reversed-chain.crt");
+    let text = fs::read_to_string(certs.path("ca.crt")).unwrap()
+        + &fs::read_to_string(certs.path("server.crt")).unwrap();
+    fs::write(&reversed, text).unwrap();
+    let user = User::new(&tls_conf(&[
+        ("tls-cert-file", reversed.to_str().unwrap()),
+        ("tls-key-file", &certs.path("server.key")),
+    ]));
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "server TLS setup",
+        "FAIL",
+        &[
+            "lists its certificates in the wrong order",
+            "certificate 2 of it",
+        ],
+    );
+    lacks(&run.stdout, "does not fit", &run.describe());
+}
+
 #[test]
 fn verify_fails_a_key_that_does_not_fit() {
     let certs = Certs::new();
