@@ -1048,6 +1048,46 @@ fn pcp_console_none_answers_no() {
 // ---------------------------------------------------------------------------
 // 6. PCP_ALLOW_SERVER_SELF_CERT: accepted and saved without a question
 
+/// A trust store another user can write is never used to trust a server
+/// (anyone could have pinned their own certificate in it): the saved entry
+/// is ignored, the connection is refused, and the warning names the store
+/// and the fix; once fixed, the entry counts again.
+#[test]
+fn trust_store_writable_by_others_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let certs = Certs::new();
+    let pmcd = pmcd_serving(&certs, "selfsigned");
+    let mut user = User::trusting_ca(&certs);
+    let host = pmcd.host_named("localhost");
+    user.set("PCP_ALLOW_SERVER_SELF_CERT", "1");
+    assert_load_values(&user.detached(&host));
+    user.unset("PCP_ALLOW_SERVER_SELF_CERT");
+
+    let dir = user.store_dir();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = user.detached(&host);
+    run.assert_failed();
+    assert!(
+        run.stderr
+            .contains("is writable by other users (mode 0777)")
+            && run
+                .stderr
+                .contains(&format!("chmod go-w {}", dir.display())),
+        "{}",
+        run.describe()
+    );
+
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = user.store_file();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = user.detached(&host);
+    run.assert_failed();
+    assert!(run.stderr.contains("(mode 0666)"), "{}", run.describe());
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_load_values(&user.detached(&host));
+}
+
 #[test]
 fn allow_server_self_cert_env_accepts_and_saves() {
     let certs = Certs::new();

@@ -82,9 +82,16 @@ impl TrustStore {
     }
 
     /// Reads every entry. A missing file is an empty store; a file that
-    /// cannot be read or parsed is an error naming it and the reason.
+    /// cannot be read or parsed, or that another user could have written
+    /// (see [`TrustStore::unsafe_because`]), is an error naming it, the
+    /// reason and the fix.
     pub fn load(&self) -> Result<Vec<Entry>> {
         let path = self.file();
+        if path.exists() {
+            if let Some(why) = self.unsafe_because() {
+                return Err(Error::Config(why));
+            }
+        }
         match fs::read_to_string(&path) {
             Ok(text) => parse(&text)
                 .map_err(|why| Error::Config(format!("trust store \"{}\": {why}", path.display()))),
@@ -94,6 +101,38 @@ impl TrustStore {
                 path.display()
             ))),
         }
+    }
+
+    /// Why the store cannot be trusted, as ssh judges its own files: the
+    /// directory or the file belongs to another user (root excepted) or
+    /// is writable by its group or by anyone. `None` when it is safe.
+    pub fn unsafe_because(&self) -> Option<String> {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid takes no arguments and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        for path in [self.dir.clone(), self.file()] {
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            let mode = meta.mode() & 0o7777;
+            if meta.uid() != me && meta.uid() != 0 {
+                return Some(format!(
+                    "trust store \"{}\": {} belongs to user {}, not to you; it is not used for trust decisions (fix: remove it, or chown it to yourself)",
+                    self.file().display(),
+                    path.display(),
+                    crate::nssdb::password::user_name(meta.uid())
+                ));
+            }
+            if mode & 0o022 != 0 {
+                return Some(format!(
+                    "trust store \"{}\": {} is writable by other users (mode {mode:04o}), so anyone could have added a server to it; it is not used for trust decisions (fix: chmod go-w {})",
+                    self.file().display(),
+                    path.display(),
+                    path.display()
+                ));
+            }
+        }
+        None
     }
 
     /// What the saved server entries say about `cert` for `host`.

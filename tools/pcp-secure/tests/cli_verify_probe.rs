@@ -583,10 +583,38 @@ fn verify_checks_the_trust_store() {
     );
     assert_check(&run, "trust store permissions", "ok", &["private to you"]);
 
+    // Readable by others: a warning.
     fs::set_permissions(store.file(), fs::Permissions::from_mode(0o644)).unwrap();
-    fs::set_permissions(user.trust_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(user.trust_dir(), fs::Permissions::from_mode(0o755)).unwrap();
     let run = user.verify(&[]);
     assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "trust store permissions",
+        "warn",
+        &["mode 0644", "mode 0755", "chmod 600", "chmod 700"],
+    );
+    assert_check(
+        &run,
+        "trust store",
+        "ok",
+        &["1 saved server certificate(s)"],
+    );
+
+    // Writable by others: clients do not use it, so it fails.
+    fs::set_permissions(user.trust_dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    let run = user.verify(&[]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "trust store",
+        "FAIL",
+        &[
+            "writable by other users (mode 0777)",
+            "not used for trust decisions",
+            "chmod go-w",
+        ],
+    );
     assert_check(
         &run,
         "trust store permissions",
@@ -594,6 +622,7 @@ fn verify_checks_the_trust_store() {
         &["mode 0644", "mode 0777", "chmod 600", "chmod 700"],
     );
 
+    fs::set_permissions(user.trust_dir(), fs::Permissions::from_mode(0o700)).unwrap();
     fs::write(store.file(), "# host: h\nnot a certificate\n").unwrap();
     let run = user.verify(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());

@@ -65,6 +65,27 @@ pub(super) fn trust_store(r: &mut Report) {
         return;
     };
     let file = store.file();
+    let unsafe_store = if file.exists() {
+        store.unsafe_because()
+    } else {
+        None
+    };
+    if let Some(why) = unsafe_store {
+        r.fail(
+            NAME,
+            why,
+            "only you (or root) may own and write the trust store: chmod go-w, or chown, what the line names",
+        );
+    } else {
+        trust_store_entries(r, &store);
+    }
+    trust_store_modes(r, &store);
+}
+
+/// The trust store's entries, as clients would read them.
+fn trust_store_entries(r: &mut Report, store: &TrustStore) {
+    const NAME: &str = "trust store";
+    let file = store.file();
     match store.load() {
         Ok(entries) if entries.is_empty() && !file.exists() => r.ok(
             NAME,
@@ -83,6 +104,11 @@ pub(super) fn trust_store(r: &mut Report) {
             ),
         ),
     }
+}
+
+/// The trust store's file modes: private to the user is best.
+fn trust_store_modes(r: &mut Report, store: &TrustStore) {
+    let file = store.file();
     let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
