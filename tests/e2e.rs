@@ -171,6 +171,85 @@ fn environment_values_that_do_not_work_are_warned_about() {
     );
 }
 
+// (a4) Renewal without a restart: new certificate files are served to new
+// connections within seconds; a renewal that cannot be used is logged and
+// the previous certificate keeps serving.
+#[test]
+fn renewed_certificate_files_are_served_without_a_restart() {
+    ensure_deps();
+    let certs = Certs::new();
+    let served = tempfile::tempdir().unwrap();
+    let (crt, key) = (
+        served.path().join("pmcd.crt"),
+        served.path().join("pmcd.key"),
+    );
+    // As certbot and friends do: write beside, then rename over.
+    let renew = |from: &str, to: &std::path::Path| {
+        let tmp = to.with_extension("new");
+        std::fs::copy(certs.path(from), &tmp).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+    };
+    renew("server.crt", &crt);
+    renew("server.key", &key);
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&tls_conf(&[
+            ("tls-cert-file", crt.to_str().unwrap()),
+            ("tls-key-file", key.to_str().unwrap()),
+            ("tls-ca-cert-file", &certs.path("ca.crt")),
+        ]))
+        .start();
+    let trusts_old = Client::new(&certs.client_conf()).ours().secure("enforce");
+    let trusts_new = Client::new(&tls_conf(&[(
+        "tls-ca-cert-file",
+        &certs.path("selfsigned.crt"),
+    )]))
+    .ours()
+    .secure("enforce");
+    assert_load_values(&trusts_old.fetch(&pmcd.host(), &[LOAD]));
+    trusts_new.fetch(&pmcd.host(), &[LOAD]).assert_failed();
+
+    renew("selfsigned.key", &key);
+    renew("selfsigned.crt", &crt);
+    let start = std::time::Instant::now();
+    loop {
+        let run = trusts_new.fetch(&pmcd.host(), &[LOAD]);
+        if run.success() {
+            assert_load_values(&run);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the renewed certificate was not served\n{}\n{}",
+            run.describe(),
+            pmcd.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        pmcd.log()
+            .contains("the server's certificate files changed: new connections are served with"),
+        "{}",
+        pmcd.log()
+    );
+    trusts_old.fetch(&pmcd.host(), &[LOAD]).assert_failed();
+
+    // A broken renewal: a certificate the key does not fit.
+    renew("wronghost.crt", &crt);
+    assert!(
+        pmcd.wait_for_log(Duration::from_secs(30), |log| {
+            // Each connection makes pmcd look at the files (at most once a second).
+            let _ = trusts_new.fetch(&pmcd.host(), &[LOAD]);
+            log.contains("cannot be used") && log.contains("the previous certificate keeps serving")
+        }),
+        "{}",
+        pmcd.log()
+    );
+    assert_load_values(&trusts_new.fetch(&pmcd.host(), &[LOAD]));
+    let mut pmcd = pmcd;
+    pmcd.assert_running();
+}
+
 // (a') The server name is checked against what the user typed, in all three
 // loopback spellings: "localhost" and "127.0.0.1" against an IPv4 pmcd,
 // "[::1]" against an IPv6 pmcd (where the machine has an IPv6 loopback); all

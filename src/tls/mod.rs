@@ -11,6 +11,7 @@ pub(crate) mod handshake;
 pub(crate) mod io;
 pub(crate) mod keylog;
 pub(crate) mod redial;
+pub(crate) mod renewal;
 pub(crate) mod session;
 pub(crate) mod store;
 pub(crate) mod suites;

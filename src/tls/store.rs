@@ -38,6 +38,8 @@ pub struct ServerContext {
     required: std::result::Result<Arc<ServerConfig>, String>,
     /// `tls-verify-clients = true`: every client must present a certificate.
     verify_clients: bool,
+    /// The certificate served (the chain's first).
+    leaf: Option<CertificateDer<'static>>,
 }
 
 impl ServerContext {
@@ -121,7 +123,33 @@ impl ServerContext {
             optional,
             required,
             verify_clients: conf.verify_clients(),
+            leaf: identity.cert.first().cloned(),
         })
+    }
+
+    /// A warning when the served certificate has expired or expires within
+    /// 30 days (clients will refuse it, or soon will).
+    fn expiry_warning(&self) -> Option<String> {
+        let leaf = self.leaf.as_ref()?;
+        let (_, cert) = x509_parser::parse_x509_certificate(leaf).ok()?;
+        let left = cert.validity().not_after.timestamp()
+            - SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs() as i64;
+        let subject = cert.subject().to_string();
+        if left < 0 {
+            Some(format!(
+                "the served certificate \"{subject}\" has expired: clients refuse it; renew it (the files are looked at again when they change)"
+            ))
+        } else if left < 30 * 86_400 {
+            Some(format!(
+                "the served certificate \"{subject}\" expires in {} day(s); renew it (the files are looked at again when they change, no restart needed)",
+                left / 86_400
+            ))
+        } else {
+            None
+        }
     }
 
     /// A new server connection; `require_cert` makes a client certificate
@@ -529,9 +557,17 @@ fn with_nss_trust(
 /// picked up by the next connection.
 type ConfStamp = Option<(PathBuf, Option<SystemTime>, u64)>;
 
+/// The serving context, the handle pmcd was given for it (which stays the
+/// same across renewals), and the files it is watched for.
+struct ServerSlot {
+    handle: usize,
+    ctx: Arc<ServerContext>,
+    watch: Option<crate::tls::renewal::Watch>,
+}
+
 /// The process-wide certificate store.
 pub(crate) struct Store {
-    server: Mutex<Option<Arc<ServerContext>>>,
+    server: Mutex<Option<ServerSlot>>,
     client: Mutex<Option<(ConfStamp, Arc<ClientContext>)>>,
     /// The program serves TLS with libpcp's own OpenSSL context (it uses
     /// that context itself: pmproxy); every server-side call goes to libpcp.
@@ -554,10 +590,18 @@ pub(crate) fn store() -> &'static Store {
 }
 
 impl Store {
-    /// Installs the server context and returns it.
-    pub(crate) fn set_server(&self, ctx: ServerContext) -> Arc<ServerContext> {
+    /// Installs the server context, to be built anew from `conf` when its
+    /// files change (never, without `conf`), and returns it.
+    fn set_watched_server(&self, ctx: ServerContext, conf: Option<TlsConf>) -> Arc<ServerContext> {
+        if let Some(warning) = ctx.expiry_warning() {
+            log::warning!("{warning}");
+        }
         let ctx = Arc::new(ctx);
-        *lock(&self.server) = Some(ctx.clone());
+        *lock(&self.server) = Some(ServerSlot {
+            handle: Arc::as_ptr(&ctx) as usize,
+            ctx: ctx.clone(),
+            watch: conf.map(crate::tls::renewal::Watch::new),
+        });
         ctx
     }
 
@@ -571,17 +615,41 @@ impl Store {
         self.server_left_to_libpcp.load(Ordering::Acquire)
     }
 
-    /// The server context, if TLS serving is set up.
+    /// The server context, if TLS serving is set up: built anew first when
+    /// the files it came from have changed (see [`crate::tls::renewal`]).
     pub(crate) fn server(&self) -> Option<Arc<ServerContext>> {
-        lock(&self.server).clone()
+        let mut guard = lock(&self.server);
+        let slot = guard.as_mut()?;
+        if let Some(watch) = slot.watch.as_mut() {
+            if let Some(now) = watch.changed() {
+                watch.seen = now;
+                match ServerContext::build(&watch.conf) {
+                    Ok(ctx) => {
+                        log::info!(
+                            "the server's certificate files changed: new connections are served with {}",
+                            identity_source(&watch.conf)
+                        );
+                        if let Some(warning) = ctx.expiry_warning() {
+                            log::warning!("{warning}");
+                        }
+                        slot.ctx = Arc::new(ctx);
+                    }
+                    Err(e) => log::error!(
+                        "the server's certificate files changed but cannot be used: {e}; the previous certificate keeps serving"
+                    ),
+                }
+            }
+        }
+        Some(slot.ctx.clone())
     }
 
-    /// Drops the server context if `ptr` identifies it. Returns whether it
-    /// was dropped.
+    /// Drops the server context if `ptr` is the handle that
+    /// `__pmSecureServerInit` returned for it. Returns whether it was
+    /// dropped.
     pub(crate) fn clear_server(&self, ptr: *const ServerContext) -> bool {
         let mut guard = lock(&self.server);
         match guard.as_ref() {
-            Some(ctx) if Arc::as_ptr(ctx) == ptr => {
+            Some(slot) if slot.handle == ptr as usize => {
                 *guard = None;
                 true
             }
@@ -630,7 +698,7 @@ pub(crate) fn install_server(from_libpcp: TlsConf) -> Option<Arc<ServerContext>>
     let conf = config::server_settings(from_libpcp);
     match ServerContext::build(&conf) {
         Ok(ctx) => {
-            let ctx = store().set_server(ctx);
+            let ctx = store().set_watched_server(ctx, Some(conf.clone()));
             log::info!(
                 "{} serving TLS 1.2/1.3 with {}",
                 crate::ffi::version_str(),
@@ -664,7 +732,7 @@ pub(crate) fn install_server_from_nssdb(
     };
     match ServerContext::build(&conf) {
         Ok(ctx) => {
-            store().set_server(ctx);
+            store().set_watched_server(ctx, Some(conf.clone()));
             log::info!(
                 "{} serving TLS 1.2/1.3 with {}",
                 crate::ffi::version_str(),
