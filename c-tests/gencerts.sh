@@ -32,7 +32,7 @@ key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"
 
 ca() { # name subject
     key "$1.key"
-    openssl req -x509 -new -key "$1.key" -sha256 -days 30 -subj "/CN=$2" \
+    openssl req -x509 -new -key "$1.key" -sha256 -days 365 -subj "/CN=$2" \
         -addext "basicConstraints=critical,CA:TRUE" \
         -addext "keyUsage=critical,keyCertSign,cRLSign" \
         -addext "subjectKeyIdentifier=hash" \
@@ -43,7 +43,7 @@ leaf() { # name subject extfile
     key "$1.key"
     openssl req -new -key "$1.key" -subj "/CN=$2" -out "$1.csr"
     openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
-        -sha256 -days 30 -extfile "$3" -out "$1.crt" 2>/dev/null
+        -sha256 -days 365 -extfile "$3" -out "$1.crt" 2>/dev/null
     rm -f "$1.csr"
 }
 
