@@ -76,6 +76,9 @@ struct PtyOpts {
     stdin_null: bool,
     /// stderr into a file instead of the terminal.
     stderr_to_file: bool,
+    /// Run pminfo as a background job of the terminal's shell (`&` with job
+    /// control), as `pminfo ... &` typed at a prompt would.
+    background: bool,
 }
 
 /// A user with an own HOME, trust store directory and client tls.conf, who
@@ -254,7 +257,11 @@ impl User {
                 Step::WaitFile(file, text) => cmd.arg("--wait-file").arg(file).arg(re_escape(text)),
             };
         }
-        cmd.arg("--").arg(PMINFO).args(["-h", host, "-f", LOAD]);
+        cmd.arg("--");
+        if opts.background {
+            cmd.args(["/bin/sh", "-c", "set -m; \"$0\" \"$@\" & wait $!"]);
+        }
+        cmd.arg(PMINFO).args(["-h", host, "-f", LOAD]);
         // SAFETY: the closure runs in the child between fork and exec and
         // calls only async-signal-safe functions (setsid, umask).
         unsafe {
@@ -721,6 +728,74 @@ fn answered_no(question: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------
+// 0a. Nobody to ask: daemons and background jobs
+
+/// Without a terminal (a daemon such as pmlogger, pmie or pmproxy), the
+/// question is never asked: the refusal says how to trust the server for
+/// the user the program runs as, and where that user's trust store is.
+#[test]
+fn without_a_terminal_the_refusal_says_how_to_trust_the_server() {
+    let certs = Certs::new();
+    let pmcd = pmcd_serving(&certs, "selfsigned");
+    let user = User::trusting_ca(&certs);
+    let host = pmcd.host_named("localhost");
+    let run = user.detached(&host);
+    run.assert_failed();
+    let me = support::user_name();
+    for needle in [
+        "nobody could be asked about the server \"localhost\"",
+        "pcp-secure trust add localhost FILE",
+        &format!("as user \"{me}\""),
+        &format!("trust store \"{}\"", user.store_file().display()),
+    ] {
+        assert!(run.stderr.contains(needle), "{needle}\n{}", run.describe());
+    }
+    assert!(!user.store_file().exists(), "nothing may be saved");
+}
+
+/// A job in the background of its terminal (`pminfo ... &`) is never
+/// stopped by the question: it is not asked, and ends at once.
+#[test]
+fn a_background_job_is_not_stopped_by_the_question() {
+    let certs = Certs::new();
+    let pmcd = pmcd_serving(&certs, "selfsigned");
+    let user = User::trusting_ca(&certs);
+    let host = pmcd.host_named("localhost");
+    let run = user.pty_with(
+        &host,
+        &[],
+        PtyOpts {
+            background: true,
+            ..PtyOpts::default()
+        },
+    );
+    run.assert_failed();
+    assert!(
+        run.transcript.contains(&answered_no(SAVE_QUESTION)),
+        "{}",
+        run.describe()
+    );
+    assert!(!user.store_file().exists(), "nothing may be saved");
+}
+
+/// Ctrl-C at the question interrupts pminfo, as anywhere else.
+#[test]
+fn ctrl_c_at_the_question_interrupts() {
+    let certs = Certs::new();
+    let pmcd = pmcd_serving(&certs, "selfsigned");
+    let user = User::trusting_ca(&certs);
+    let host = pmcd.host_named("localhost");
+    let run = user.pty(&host, &[Step::Expect(SAVE_QUESTION), Step::Send("\u{3}")]);
+    assert_eq!(
+        run.status,
+        format!("signal {}", libc::SIGINT),
+        "{}",
+        run.describe()
+    );
+    assert!(!user.store_file().exists(), "nothing may be saved");
+}
+
+// ---------------------------------------------------------------------------
 // 0. The question answered after pmcd gave up on the handshake
 
 /// pmcd bounds the handshake (here 1 s); a person answering later still
@@ -943,6 +1018,7 @@ fn invalid_keys_three_times_means_no() {
     let opts = PtyOpts {
         stdin_null: true,
         stderr_to_file: true,
+        ..PtyOpts::default()
     };
     let steps = [
         Step::Expect(SAVE_QUESTION),

@@ -91,6 +91,12 @@ pub fn check_owner_and_mode(
     Ok(())
 }
 
+/// The name of the user this process runs as (its effective user).
+pub(crate) fn current_user_name() -> String {
+    // SAFETY: geteuid takes no arguments and cannot fail.
+    user_name(unsafe { libc::geteuid() })
+}
+
 /// The name of user `uid`, or the number.
 pub fn user_name(uid: libc::uid_t) -> String {
     let mut buf = vec![0 as libc::c_char; 1024];

@@ -16,25 +16,58 @@ static ASKING: Mutex<()> = Mutex::new(());
 /// How many times an unrecognised key is answered with the question again.
 const TRIES: usize = 3;
 
+/// How a question was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// y.
+    Yes,
+    /// n, or no usable key.
+    No,
+    /// Nobody could be asked (no terminal, `PCP_CONSOLE=none`, or a job in
+    /// the background of its terminal): no.
+    NotAsked,
+}
+
+/// The key Ctrl-C gives in raw mode.
+const INTERRUPT: u8 = 0x03;
+
 /// Shows `warning` (lines) and asks `question` (without "(y/n)?").
-/// Returns true for yes.
-pub(crate) fn ask(warning: &[String], question: &str) -> bool {
+/// Ctrl-C at the question interrupts the program, as it would anywhere
+/// else (when the program survives SIGINT, the answer is no).
+pub(crate) fn ask(warning: &[String], question: &str) -> Answer {
     let _one_at_a_time = ASKING.lock().unwrap_or_else(|p| p.into_inner());
     match console() {
         Some(tty) => {
             let Ok(mut out) = tty.try_clone() else {
-                return false;
+                return Answer::No;
             };
             let mut input = Keys { tty };
-            interactive(&mut input, &mut out, warning, question)
+            match interactive(&mut input, &mut out, warning, question) {
+                Key::Yes => Answer::Yes,
+                Key::No => Answer::No,
+                Key::Interrupt => {
+                    // The terminal is already back in its own mode.
+                    // SAFETY: raise takes no pointers.
+                    unsafe { libc::raise(libc::SIGINT) };
+                    Answer::No
+                }
+            }
         }
         None => {
             let mut text = warning.join("\n");
             text.push_str(&format!("\n{question} (y/n)? (no)\n"));
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
-            false
+            Answer::NotAsked
         }
     }
+}
+
+/// What the keys typed at the question meant.
+#[derive(Debug, PartialEq, Eq)]
+enum Key {
+    Yes,
+    No,
+    Interrupt,
 }
 
 /// The console to talk to, or `None` when there is none to use.
@@ -44,7 +77,13 @@ fn console() -> Option<File> {
         Some(v) => v,
         None => "/dev/tty".into(),
     };
-    OpenOptions::new().read(true).write(true).open(path).ok()
+    let tty = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: isatty, tcgetpgrp and getpgrp take no pointers.
+    let background = unsafe { libc::isatty(fd) == 1 && libc::tcgetpgrp(fd) != libc::getpgrp() };
+    // A job in the background of its terminal would be stopped by reading
+    // it (SIGTTIN): nobody is there to answer, so nobody is asked.
+    (!background).then_some(tty)
 }
 
 fn interactive(
@@ -52,11 +91,11 @@ fn interactive(
     out: &mut impl Write,
     warning: &[String],
     question: &str,
-) -> bool {
+) -> Key {
     let mut text = warning.join("\n");
     text.push('\n');
     if out.write_all(text.as_bytes()).is_err() {
-        return false;
+        return Key::No;
     }
     for _ in 0..TRIES {
         let _ = write!(out, "{question} (y/n)? ");
@@ -69,12 +108,13 @@ fn interactive(
             .unwrap_or(' ');
         let _ = writeln!(out, "{shown}");
         match key {
-            Some(b'y' | b'Y') => return true,
-            Some(b'n' | b'N') | None => return false,
+            Some(b'y' | b'Y') => return Key::Yes,
+            Some(b'n' | b'N') | None => return Key::No,
+            Some(INTERRUPT) => return Key::Interrupt,
             Some(_) => {}
         }
     }
-    false
+    Key::No
 }
 
 /// Reads one key at a time from the console, in raw mode when it is a
@@ -112,7 +152,7 @@ impl Read for Keys {
 mod tests {
     use super::*;
 
-    fn run(keys: &str) -> (bool, String) {
+    fn run(keys: &str) -> (Key, String) {
         let mut out = Vec::new();
         let answer = interactive(
             &mut keys.as_bytes(),
@@ -125,14 +165,15 @@ mod tests {
 
     #[test]
     fn yes_no_and_three_tries() {
-        assert!(run("y").0);
-        assert!(run("Y").0);
-        assert!(!run("n").0);
+        assert_eq!(run("y").0, Key::Yes);
+        assert_eq!(run("Y").0, Key::Yes);
+        assert_eq!(run("n").0, Key::No);
         let (yes, shown) = run("xqy");
-        assert!(yes, "the third key counts");
+        assert_eq!(yes, Key::Yes, "the third key counts");
         assert_eq!(shown.matches("Accept (y/n)? ").count(), 3, "{shown}");
-        assert!(!run("xqzy").0, "three bad keys mean no");
-        assert!(!run("").0, "end of input means no");
+        assert_eq!(run("xqzy").0, Key::No, "three bad keys mean no");
+        assert_eq!(run("").0, Key::No, "end of input means no");
+        assert_eq!(run("x\u{3}y").0, Key::Interrupt, "Ctrl-C interrupts");
         assert!(
             run("y").1.starts_with("WARNING: test\nAccept (y/n)? y\n"),
             "{}",

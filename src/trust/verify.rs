@@ -186,14 +186,35 @@ impl PcpServerVerifier {
         }
     }
 
-    fn ask(&self, warning: Vec<String>, question: &str) -> bool {
+    /// Asks, and where nobody could be asked (a daemon, a job without a
+    /// terminal) says how `advice` would have let it through.
+    fn ask(&self, warning: Vec<String>, question: &str, advice: Option<String>) -> bool {
         let start = Instant::now();
-        let yes = prompt::ask(&warning, question);
+        let answer = prompt::ask(&warning, question);
         let spent = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
         if let Some(scope) = HandshakeScope::current() {
             scope.prompt_ms.fetch_add(spent, Ordering::Relaxed);
         }
-        yes
+        if answer == prompt::Answer::NotAsked {
+            if let Some(advice) = advice {
+                log::info!("{advice}");
+            }
+        }
+        answer == prompt::Answer::Yes
+    }
+
+    /// How the user this process runs as can trust this server without a
+    /// question.
+    fn trust_advice(&self) -> String {
+        let user = crate::nssdb::password::current_user_name();
+        let store = match self.store_file() {
+            s if s.is_empty() => "no trust store: set HOME or PCP_SECURE_DB_PATH".to_string(),
+            s => format!("trust store \"{s}\""),
+        };
+        format!(
+            "nobody could be asked about the server \"{}\" (no terminal); to trust it, run `pcp-secure trust add {} FILE` as user \"{user}\" ({store}) with FILE holding the server's certificate, or add the CA that issued it to tls-ca-cert-file",
+            self.host, self.host
+        )
     }
 
     /// The whole decision about a server's chain, without asking anyone and
@@ -311,6 +332,7 @@ impl PcpServerVerifier {
             || self.ask(
                 warning,
                 "Do you want to accept and save this certificate locally anyway",
+                Some(self.trust_advice()),
             );
         if !accepted {
             return Err(rustls::Error::InvalidCertificate(
@@ -397,7 +419,11 @@ impl PcpServerVerifier {
             warning.push("  (the certificate lists no DNS names)".to_string());
         }
         warning.extend(info.dns_names.iter().map(|n| format!("  {n}")));
-        if self.ask(warning, "Do you want to accept this certificate anyway") {
+        if self.ask(
+            warning,
+            "Do you want to accept this certificate anyway",
+            None,
+        ) {
             Ok(())
         } else {
             Err(error)
