@@ -56,7 +56,7 @@ fn recv_on(
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                unclean_end(fd, session);
+                unclean_end(fd, session, peer);
                 session.update_pending(conn);
                 return Ok(0);
             }
@@ -73,7 +73,7 @@ fn recv_on(
         match conn.read_tls(&mut FdIo(fd)) {
             Ok(0) => {
                 // A close_notify would have ended the read above with Ok(0).
-                unclean_end(fd, session);
+                unclean_end(fd, session, peer);
                 session.update_pending(conn);
                 return Ok(0);
             }
@@ -113,10 +113,11 @@ fn recv_on(
 /// may have been cut (in the middle of a record, even). A server vanishing
 /// like that is worth a warning; a client doing it is routine (programs
 /// exit without closing), so only debug.
-fn unclean_end(fd: RawFd, session: &Session) {
+fn unclean_end(fd: RawFd, session: &Session, peer: &Peer) {
     match session.role {
         crate::tls::config::Role::Client => log::warning!(
-            "fd {fd}: the connection with pmcd on host \"{}\" ended without a TLS close_notify (it may have been cut)",
+            "fd {fd}: the connection with {} on host \"{}\" ended without a TLS close_notify (it may have been cut)",
+            peer.service,
             session.peer
         ),
         crate::tls::config::Role::Server => log::debug!(

@@ -136,14 +136,15 @@ pub fn read_greeting(fd: RawFd, deadline: Deadline) -> Result<Greeting> {
     transport::read_exact(fd, &mut greeting, deadline, what)?;
     let len = i32::from_be_bytes([greeting[0], greeting[1], greeting[2], greeting[3]]);
     let kind = i32::from_be_bytes([greeting[4], greeting[5], greeting[6], greeting[7]]);
-    let code = i32::from_be_bytes([greeting[12], greeting[13], greeting[14], greeting[15]]);
     if len != pcp::PDU_XERROR_LEN as i32 || kind != pcp::PDU_ERROR {
         return Err(Error::Protocol(format!(
             "the connection did not start with pmcd's greeting (type {kind:#x}, length {len})"
         )));
     }
-    if code != 0 {
-        return Err(Error::ServerStatus(pcp::error_from_v1(code)));
+    // The greeting is an error PDU too, decoded as the secure-ack is.
+    let status = crate::tls::ack::status(&greeting[pcp::PDU_HEADER_LEN..]);
+    if status != 0 {
+        return Err(Error::ServerStatus(status));
     }
     Ok(Greeting {
         version: greeting[16] & 0x7f,

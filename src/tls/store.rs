@@ -562,7 +562,7 @@ type ConfStamp = Option<(PathBuf, Option<SystemTime>, u64)>;
 struct ServerSlot {
     handle: usize,
     ctx: Arc<ServerContext>,
-    watch: Option<crate::tls::renewal::Watch>,
+    watch: crate::tls::renewal::Watch,
 }
 
 /// The process-wide certificate store.
@@ -590,9 +590,16 @@ pub(crate) fn store() -> &'static Store {
 }
 
 impl Store {
-    /// Installs the server context, to be built anew from `conf` when its
-    /// files change (never, without `conf`), and returns it.
-    fn set_watched_server(&self, ctx: ServerContext, conf: Option<TlsConf>) -> Arc<ServerContext> {
+    /// Builds the server context from `conf`, installs it (to be built
+    /// anew when its files change) and logs where its certificate comes
+    /// from. A failure leaves the previous context in place.
+    fn install(&self, conf: TlsConf) -> Result<Arc<ServerContext>> {
+        let ctx = ServerContext::build(&conf)?;
+        log::info!(
+            "{} serving TLS 1.2/1.3 with {}",
+            crate::ffi::version_str(),
+            identity_source(&conf)
+        );
         if let Some(warning) = ctx.expiry_warning() {
             log::warning!("{warning}");
         }
@@ -600,9 +607,15 @@ impl Store {
         *lock(&self.server) = Some(ServerSlot {
             handle: Arc::as_ptr(&ctx) as usize,
             ctx: ctx.clone(),
-            watch: conf.map(crate::tls::renewal::Watch::new),
+            watch: crate::tls::renewal::Watch::new(conf),
         });
-        ctx
+        Ok(ctx)
+    }
+
+    /// True when a server context is installed (without looking at its
+    /// files).
+    fn has_server(&self) -> bool {
+        lock(&self.server).is_some()
     }
 
     /// Records that this program's server TLS is libpcp's own.
@@ -620,24 +633,22 @@ impl Store {
     pub(crate) fn server(&self) -> Option<Arc<ServerContext>> {
         let mut guard = lock(&self.server);
         let slot = guard.as_mut()?;
-        if let Some(watch) = slot.watch.as_mut() {
-            if let Some(now) = watch.changed() {
-                watch.seen = now;
-                match ServerContext::build(&watch.conf) {
-                    Ok(ctx) => {
-                        log::info!(
-                            "the server's certificate files changed: new connections are served with {}",
-                            identity_source(&watch.conf)
-                        );
-                        if let Some(warning) = ctx.expiry_warning() {
-                            log::warning!("{warning}");
-                        }
-                        slot.ctx = Arc::new(ctx);
+        if let Some(now) = slot.watch.changed() {
+            slot.watch.seen = now;
+            match ServerContext::build(&slot.watch.conf) {
+                Ok(ctx) => {
+                    log::info!(
+                        "the server's certificate files changed: new connections are served with {}",
+                        identity_source(&slot.watch.conf)
+                    );
+                    if let Some(warning) = ctx.expiry_warning() {
+                        log::warning!("{warning}");
                     }
-                    Err(e) => log::error!(
-                        "the server's certificate files changed but cannot be used: {e}; the previous certificate keeps serving"
-                    ),
+                    slot.ctx = Arc::new(ctx);
                 }
+                Err(e) => log::error!(
+                    "the server's certificate files changed but cannot be used: {e}; the previous certificate keeps serving"
+                ),
             }
         }
         Some(slot.ctx.clone())
@@ -695,22 +706,10 @@ impl Store {
 /// logs where its certificate comes from. `None` after logging what is
 /// wrong: the caller then serves plain connections.
 pub(crate) fn install_server(from_libpcp: TlsConf) -> Option<Arc<ServerContext>> {
-    let conf = config::server_settings(from_libpcp);
-    match ServerContext::build(&conf) {
-        Ok(ctx) => {
-            let ctx = store().set_watched_server(ctx, Some(conf.clone()));
-            log::info!(
-                "{} serving TLS 1.2/1.3 with {}",
-                crate::ffi::version_str(),
-                identity_source(&conf)
-            );
-            Some(ctx)
-        }
-        Err(e) => {
-            log::error!("{e}; TLS is off, serving plain connections only");
-            None
-        }
-    }
+    store()
+        .install(config::server_settings(from_libpcp))
+        .map_err(|e| log::error!("{e}; TLS is off, serving plain connections only"))
+        .ok()
 }
 
 /// Builds and installs the server context from an NSS database (the
@@ -730,26 +729,15 @@ pub(crate) fn install_server_from_nssdb(
         cert_nickname: nickname,
         ..config::own_settings()
     };
-    match ServerContext::build(&conf) {
-        Ok(ctx) => {
-            store().set_watched_server(ctx, Some(conf.clone()));
-            log::info!(
-                "{} serving TLS 1.2/1.3 with {}",
-                crate::ffi::version_str(),
-                identity_source(&conf)
-            );
-            Ok(())
-        }
-        Err(e) => {
-            let now = if store().server().is_some() {
-                "the server's TLS settings are unchanged"
-            } else {
-                "TLS is off"
-            };
-            log::error!("{e}; {now}");
-            Err(e)
-        }
-    }
+    store().install(conf).map(|_| ()).map_err(|e| {
+        let now = if store().has_server() {
+            "the server's TLS settings are unchanged"
+        } else {
+            "TLS is off"
+        };
+        log::error!("{e}; {now}");
+        e
+    })
 }
 
 /// The `certfile` that makes an unchanged pmcd set TLS up when `tls.conf`
