@@ -1278,12 +1278,20 @@ impl Drop for Recorder {
         if let Some(t) = self.acceptor.take() {
             let _ = t.join();
         }
-        let conns = std::mem::take(&mut *self.conns.lock().unwrap());
+        // A test that failed while holding a lock poisoned it: clean up all
+        // the same (a second panic here would abort the whole test binary
+        // and leave its servers running).
+        let conns = std::mem::take(&mut *self.conns.lock().unwrap_or_else(|p| p.into_inner()));
         for c in conns {
             for s in &c.sockets {
                 let _ = s.shutdown(Shutdown::Both);
             }
-            for t in c.threads.lock().unwrap().drain(..) {
+            for t in c
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .drain(..)
+            {
                 let _ = t.join();
             }
         }
