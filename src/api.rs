@@ -65,7 +65,11 @@ pub use crate::error::{Error, Result};
 pub use crate::ffi::version_str;
 
 /// The text of `include/pcp_secure.h`, made from the export list.
-pub use crate::ffi::abi::{header, EXPORTS};
+pub use crate::ffi::abi::{header, EXPORTS, OPENSSL_EXPORTS};
 
 /// The libpcp and libc definitions the library forwards to.
 pub use crate::interpose::next::FORWARDS;
+
+/// The OpenSSL functions the library calls: libssl's own for objects that
+/// are not ours, libcrypto's on the BIOs and certificates of ours.
+pub use crate::interpose::openssl::OPENSSL_FORWARDS;

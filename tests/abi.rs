@@ -8,10 +8,20 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
-use pcp_secure::api::{EXPORTS, FORWARDS};
+use pcp_secure::api::{EXPORTS, FORWARDS, OPENSSL_EXPORTS, OPENSSL_FORWARDS};
 use pcp_secure_test_support as support;
 
+/// Every export: libpcp's functions, ours, and the OpenSSL ones.
 fn listed() -> BTreeSet<String> {
+    EXPORTS
+        .iter()
+        .chain(OPENSSL_EXPORTS)
+        .map(|e| e.name.to_string())
+        .collect()
+}
+
+/// The exports the header declares (OpenSSL's are `<openssl/ssl.h>`'s).
+fn declared_in_header() -> BTreeSet<String> {
     EXPORTS.iter().map(|e| e.name.to_string()).collect()
 }
 
@@ -73,7 +83,7 @@ fn the_header_declares_exactly_the_list() {
         .collect();
     assert_eq!(
         declared,
-        listed(),
+        declared_in_header(),
         "functions declared in include/pcp_secure.h"
     );
 }
@@ -104,7 +114,8 @@ fn matrix_agrees_with_the_lists() {
     let matrix = repo_file("MATRIX.md");
     let mut interposed = BTreeSet::new();
     let mut forwarding = BTreeSet::new();
-    for line in matrix.lines().filter(|l| l.starts_with("| `")) {
+    let libpcp_table = matrix.split("## OpenSSL functions").next().unwrap_or_default();
+    for line in libpcp_table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let name = cells[1].trim_matches('`').to_string();
         let status = cells[2];
@@ -131,4 +142,36 @@ fn matrix_agrees_with_the_lists() {
             "MATRIX.md has no {version} column"
         );
     }
+    // The OpenSSL table: "defined" for exactly our SSL_* functions,
+    // "forwards"/"called" for exactly the OpenSSL functions we call, and
+    // every SSL_* function some release's pmproxy imports is defined.
+    let table = matrix
+        .split("## OpenSSL functions")
+        .nth(1)
+        .expect("MATRIX.md has the OpenSSL table");
+    let mut defined = BTreeSet::new();
+    let mut called = BTreeSet::new();
+    for line in table.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let name = cells[1].trim_matches('`').to_string();
+        if cells[2].starts_with("defined") {
+            defined.insert(name.clone());
+        }
+        if cells[2].contains("forwards") || cells[2] == "called" {
+            called.insert(name.clone());
+        }
+        if name.starts_with("SSL_") && cells[3..6].contains(&"imports") {
+            assert!(
+                cells[2].starts_with("defined"),
+                "pmproxy imports {name}, which the library does not define"
+            );
+        }
+    }
+    let ours: BTreeSet<String> = OPENSSL_EXPORTS.iter().map(|e| e.name.to_string()).collect();
+    assert_eq!(defined, ours, "defined rows of MATRIX.md's OpenSSL table");
+    let forwards: BTreeSet<String> = OPENSSL_FORWARDS
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(called, forwards, "called rows of MATRIX.md's OpenSSL table");
 }

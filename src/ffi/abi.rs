@@ -10,7 +10,7 @@
 
 use std::fmt::Write;
 
-use super::{data, info, server, upgrade};
+use super::{data, info, server, ssl, upgrade};
 
 /// One exported C function as [`entry!`](super) recorded it: Rust
 /// spellings of the types, and the documentation lines.
@@ -48,6 +48,21 @@ pub const EXPORTS: &[Export] = &[
     data::select::EXPORT,
     info::pcp_secure_version::EXPORT,
     info::pcp_secure_session_info::EXPORT,
+];
+
+/// The OpenSSL functions the library defines (for pmproxy's HTTPS, on the
+/// objects made from its own server context; forwarded to libssl for any
+/// other). They are OpenSSL's API, declared by `<openssl/ssl.h>`, so the
+/// header does not declare them.
+pub const OPENSSL_EXPORTS: &[Export] = &[
+    ssl::SSL_new::EXPORT,
+    ssl::SSL_set_accept_state::EXPORT,
+    ssl::SSL_set_bio::EXPORT,
+    ssl::SSL_read_ex::EXPORT,
+    ssl::SSL_write::EXPORT,
+    ssl::SSL_get_error::EXPORT,
+    ssl::SSL_get1_peer_certificate::EXPORT,
+    ssl::SSL_free::EXPORT,
 ];
 
 /// The C spelling of a Rust type as `entry!` saw it ("* const c_char" is
@@ -234,11 +249,12 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_every_export_is_documented() {
-        let mut names: Vec<&str> = EXPORTS.iter().map(|e| e.name).collect();
+        let all: Vec<&Export> = EXPORTS.iter().chain(OPENSSL_EXPORTS).collect();
+        let mut names: Vec<&str> = all.iter().map(|e| e.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), EXPORTS.len());
-        for e in EXPORTS {
+        assert_eq!(names.len(), all.len());
+        for e in all {
             assert!(e.docs.iter().any(|l| l.contains("# Safety")), "{}", e.name);
         }
     }

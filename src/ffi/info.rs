@@ -9,7 +9,7 @@ use crate::tls::{handshake, session::table};
 
 entry! {
     /// The library's version and the rustls version it was built with, for
-    /// example "libpcp_secure 1.0.0 (rustls 0.23.46)". Never NULL.
+    /// example "libpcp_secure 1.1.0 (rustls 0.23.46)". Never NULL.
     ///
     /// # Safety
     /// No pointers are involved; the result is a static string.

@@ -63,6 +63,7 @@ pub mod abi;
 pub mod data;
 pub mod info;
 pub mod server;
+pub mod ssl;
 pub mod types;
 pub mod upgrade;
 

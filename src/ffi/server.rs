@@ -40,8 +40,10 @@ entry! {
     /// pmcd then goes on serving plain connections.
     ///
     /// A program that links libssl itself (pmproxy) uses the result as an
-    /// OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched,
-    /// and its server TLS stays libpcp's.
+    /// OpenSSL `SSL_CTX` with the `SSL_*` functions of [`super::ssl`]: its
+    /// HTTPS is then served by rustls. If it imports an `SSL_*` function
+    /// the library does not define, it gets libpcp's own context instead,
+    /// untouched, and its server TLS stays libpcp's.
     ///
     /// # Safety
     /// `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
@@ -49,15 +51,16 @@ entry! {
     fn __pmSecureServerInit(tls: *mut __pmSecureConfig) -> *mut c_void;
     on_panic: std::ptr::null_mut();
     {
-        if program::links_openssl() {
+        if let Some(missing) = openssl_left_to_libpcp() {
             store().leave_server_to_libpcp();
             let Some(libpcp) = next::server_init() else {
                 crate::log::error!("this program uses OpenSSL for its TLS server but libpcp's __pmSecureServerInit is not loaded; TLS is off");
                 return std::ptr::null_mut();
             };
-            crate::log::info!(
-                "{}: this program serves TLS with OpenSSL itself (pmproxy's HTTPS), so its server TLS is left to libpcp; its connections to pmcd use the library's verified TLS",
-                super::version_str()
+            crate::log::warning!(
+                "{}: this program serves TLS with OpenSSL itself and calls OpenSSL functions the library does not provide ({}), so its server TLS is left to libpcp's OpenSSL; its connections to pmcd use the library's verified TLS",
+                super::version_str(),
+                missing.join(", ")
             );
             // SAFETY: libpcp's function of this type, with the caller's argument.
             return unsafe { libpcp(tls.cast()) };
@@ -80,8 +83,8 @@ entry! {
     /// libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
     /// but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
     /// TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
-    /// from an NSS database (not in a program that links libssl itself, whose
-    /// server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when
+    /// from an NSS database (not in a program whose server TLS stays
+    /// libpcp's, see `__pmSecureServerInit`). Returns libpcp's result, or `-ENOSYS` when
     /// libpcp is not loaded.
     ///
     /// # Safety
@@ -101,7 +104,7 @@ entry! {
         };
         // A program whose server TLS stays libpcp's must see tls.conf as
         // libpcp does (OpenSSL cannot read an NSS database).
-        if sts == 0 && cfg.certfile.is_null() && !program::links_openssl() {
+        if sts == 0 && cfg.certfile.is_null() && openssl_left_to_libpcp().is_none() {
             if let Some(db) = store::nssdb_placeholder() {
                 // libpcp frees the field with free(): allocate it with malloc.
                 // SAFETY: db is a valid C string; strdup returns NULL or a copy.
@@ -147,6 +150,17 @@ entry! {
         let (db, passwd_file, nickname) =
             unsafe { (opt_str(db), opt_str(passwd_file), opt_str(nickname)) };
         status(store::install_server_from_nssdb(db, passwd_file, nickname))
+    }
+}
+
+/// The `SSL_*` functions this program imports that the library does not
+/// define, when it links libssl and there is at least one: its server TLS
+/// is then left to libpcp's OpenSSL.
+fn openssl_left_to_libpcp() -> Option<Vec<String>> {
+    let defined: Vec<&str> = super::abi::OPENSSL_EXPORTS.iter().map(|e| e.name).collect();
+    match program::openssl_server(&defined) {
+        program::OpensslServer::Libpcp(missing) => Some(missing),
+        program::OpensslServer::NotLinked | program::OpensslServer::Ours => None,
     }
 }
 

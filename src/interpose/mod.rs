@@ -3,5 +3,6 @@
 //! is loaded into that change what it may take over.
 
 pub(crate) mod next;
+pub(crate) mod openssl;
 pub(crate) mod program;
 pub(crate) mod select;

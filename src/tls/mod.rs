@@ -10,6 +10,8 @@ pub(crate) mod diagnose;
 pub(crate) mod handshake;
 pub(crate) mod io;
 pub(crate) mod keylog;
+pub(crate) mod memory_server;
+pub(crate) mod objects;
 pub(crate) mod redial;
 pub(crate) mod renewal;
 pub(crate) mod session;

@@ -572,12 +572,17 @@ pub(crate) struct Store {
     /// The program serves TLS with libpcp's own OpenSSL context (it uses
     /// that context itself: pmproxy); every server-side call goes to libpcp.
     server_left_to_libpcp: std::sync::atomic::AtomicBool,
+    /// The installed server context's handle (0: none), readable without
+    /// a lock (every `SSL_new` in the process asks whether its context is
+    /// ours).
+    server_handle: std::sync::atomic::AtomicUsize,
 }
 
 static STORE: Store = Store {
     server: Mutex::new(None),
     client: Mutex::new(None),
     server_left_to_libpcp: std::sync::atomic::AtomicBool::new(false),
+    server_handle: std::sync::atomic::AtomicUsize::new(0),
 };
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -604,11 +609,13 @@ impl Store {
             log::warning!("{warning}");
         }
         let ctx = Arc::new(ctx);
+        let handle = Arc::as_ptr(&ctx) as usize;
         *lock(&self.server) = Some(ServerSlot {
-            handle: Arc::as_ptr(&ctx) as usize,
+            handle,
             ctx: ctx.clone(),
             watch: crate::tls::renewal::Watch::new(conf),
         });
+        self.server_handle.store(handle, Ordering::Release);
         Ok(ctx)
     }
 
@@ -621,6 +628,12 @@ impl Store {
     /// Records that this program's server TLS is libpcp's own.
     pub(crate) fn leave_server_to_libpcp(&self) {
         self.server_left_to_libpcp.store(true, Ordering::Release);
+    }
+
+    /// True when `ptr` is the handle `__pmSecureServerInit` returned for
+    /// the installed server context (no lock taken).
+    pub(crate) fn is_server_handle(&self, ptr: usize) -> bool {
+        ptr != 0 && self.server_handle.load(Ordering::Acquire) == ptr
     }
 
     /// True when this program's server TLS is libpcp's own.
@@ -662,6 +675,7 @@ impl Store {
         match guard.as_ref() {
             Some(slot) if slot.handle == ptr as usize => {
                 *guard = None;
+                self.server_handle.store(0, Ordering::Release);
                 true
             }
             _ => false,

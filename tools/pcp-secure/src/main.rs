@@ -66,6 +66,12 @@ fn main() -> ExitCode {
             for forward in pcp_secure::api::FORWARDS {
                 println!("forward {}", forward.to_string_lossy());
             }
+            for export in pcp_secure::api::OPENSSL_EXPORTS {
+                println!("openssl-export {}", export.name);
+            }
+            for forward in pcp_secure::api::OPENSSL_FORWARDS {
+                println!("openssl-forward {}", forward.to_string_lossy());
+            }
             ExitCode::SUCCESS
         }
     }
