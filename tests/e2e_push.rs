@@ -239,7 +239,13 @@ impl Site {
 
     /// A stock pmproxy serving `cert`.crt/.key ("server" or "wronghost").
     fn pmproxy(&self, cert: &str) -> Pmproxy {
-        push_pmproxy(&self.certs, cert, self.pmcd.port())
+        push_pmproxy(&self.certs, cert, self.pmcd.port(), false)
+    }
+
+    /// A pmproxy with the library preloaded (its HTTPS on rustls) serving
+    /// server.crt/.key.
+    fn preloaded_pmproxy(&self) -> Pmproxy {
+        push_pmproxy(&self.certs, "server", self.pmcd.port(), true)
     }
 
     /// A finished archive recorded from the site's pmcd by stock pmlogger.
@@ -268,11 +274,12 @@ impl Site {
     }
 }
 
-/// A private, stock pmproxy on 127.0.0.1 with TLS and the push receiver
-/// requiring Basic authentication (checked by the pmcd on `auth_port`);
-/// stopped on drop.
-fn push_pmproxy(certs: &Certs, cert: &str, auth_port: u16) -> Pmproxy {
+/// A private pmproxy on 127.0.0.1 (stock, or with the library preloaded)
+/// with TLS and the push receiver requiring Basic authentication (checked
+/// by the pmcd on `auth_port`); stopped on drop.
+fn push_pmproxy(certs: &Certs, cert: &str, auth_port: u16, preload_ours: bool) -> Pmproxy {
     Pmproxy::builder()
+        .preload_ours(preload_ours)
         .tls_conf(&support::tls_conf(&[
             ("tls-cert-file", &certs.path(&format!("{cert}.crt"))),
             ("tls-key-file", &certs.path(&format!("{cert}.key"))),
@@ -740,6 +747,51 @@ fn pmlogger_pushes_over_tls_to_stock_pmproxy() {
     run.assert_ok();
     assert_library_connected(&run, "localhost");
     let stored = assert_archive_arrived(&proxy, "pmlogger");
+    assert_archive_inside_tls(&app, push_size(&stored), "pmlogger");
+    proxy.assert_running();
+}
+
+/// Both ends on rustls: pmlogpush and pmlogger with the library push to a
+/// pmproxy with the library preloaded (its HTTPS receiver served by
+/// rustls, Basic authentication checked): both archives arrive, and only
+/// TLS crossed the wire.
+#[test]
+#[ignore = "needs PCP 7.2 (run by the version matrix in the sid chroot)"]
+fn pmlogpush_and_pmlogger_push_over_tls_to_preloaded_pmproxy() {
+    require_pcp_7_2();
+    let site = Site::new();
+    let mut proxy = site.preloaded_pmproxy();
+    let log = proxy.log();
+    assert!(
+        log.contains("serving TLS 1.2/1.3 with certificate") && !log.contains("left to libpcp"),
+        "the receiving pmproxy's HTTPS must be the library's:\n{log}"
+    );
+    let client = PushClient::new(&site.certs.client_conf());
+    let source = site.archive(&client);
+
+    let recorder = Recorder::start(proxy.addr());
+    let run = client.pmlogpush("localhost", recorder.port(), &source);
+    let app = assert_only_tls(&recorder.finished(1), "pmlogpush", &run);
+    run.assert_ok();
+    assert_library_connected(&run, "localhost");
+    assert_archive_inside_tls(&app, push_size(&source), "pmlogpush");
+    let stored = assert_archive_arrived(&proxy, "pmlogpush to the preloaded pmproxy");
+    for ext in ["0", "index", "meta"] {
+        let sent = std::fs::read(part(&source, ext)).unwrap();
+        let got = std::fs::read(part(&stored, ext)).unwrap();
+        assert!(sent == got, "pushed .{ext} differs from the source");
+    }
+    for f in received(&proxy) {
+        std::fs::remove_file(f).unwrap();
+    }
+
+    let recorder = Recorder::start(proxy.addr());
+    let url = format!("https://localhost:{}", recorder.port());
+    let run = client.pmlogger_push(&site.pmcd, &url);
+    let app = assert_only_tls(&recorder.finished(1), "pmlogger", &run);
+    run.assert_ok();
+    assert_library_connected(&run, "localhost");
+    let stored = assert_archive_arrived(&proxy, "pmlogger to the preloaded pmproxy");
     assert_archive_inside_tls(&app, push_size(&stored), "pmlogger");
     proxy.assert_running();
 }

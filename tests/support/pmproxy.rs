@@ -25,6 +25,7 @@ pub struct PmproxyBuilder {
     config: Option<String>,
     env: Vec<(String, String)>,
     preload_ours: bool,
+    preload_after: Vec<String>,
     dirs: Vec<(String, String)>,
 }
 
@@ -47,6 +48,12 @@ impl PmproxyBuilder {
     /// LD_PRELOAD libpcp_secure into pmproxy.
     pub fn preload_ours(mut self, yes: bool) -> Self {
         self.preload_ours = yes;
+        self
+    }
+    /// Also LD_PRELOAD the shared object `path`, after libpcp_secure (if
+    /// preloaded): it sees the calls the library passes on.
+    pub fn preload_after(mut self, path: &str) -> Self {
+        self.preload_after.push(path.to_string());
         self
     }
     /// A directory `name` made in pmproxy's own directory, named to
@@ -131,8 +138,13 @@ impl Pmproxy {
             .env("HOME", self.dir.path())
             .env("LC_ALL", "C")
             .env("PCP_TLSCONF_PATH", self.file("tls.conf"));
+        let mut preload: Vec<String> = Vec::new();
         if self.opts.preload_ours {
-            cmd.env("LD_PRELOAD", lib_path());
+            preload.push(lib_path().display().to_string());
+        }
+        preload.extend(self.opts.preload_after.iter().cloned());
+        if !preload.is_empty() {
+            cmd.env("LD_PRELOAD", preload.join(":"));
         }
         for (k, v) in &self.opts.env {
             cmd.env(k, v);
@@ -225,6 +237,11 @@ impl Pmproxy {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// pmproxy's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("pmproxy is running").id()
     }
 
     pub fn addr(&self) -> SocketAddr {
