@@ -682,3 +682,57 @@ for i in range(3):
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\nok\nok\n");
 }
+
+/// pmproxy needs no restart for a renewed certificate: files renamed over
+/// the served ones are served to the next HTTPS connection (looked at
+/// again at most once a second), and the log says so.
+#[test]
+fn renewed_certificate_files_are_served_by_pmproxy_without_a_restart() {
+    let certs = Certs::new();
+    let served = tempfile::tempdir().unwrap();
+    let (crt, key) = (
+        served.path().join("proxy.crt"),
+        served.path().join("proxy.key"),
+    );
+    let renew = |from: &str, to: &std::path::Path| {
+        let tmp = to.with_extension("new");
+        std::fs::copy(certs.path(from), &tmp).unwrap();
+        std::fs::rename(&tmp, to).unwrap();
+    };
+    renew("server.crt", &crt);
+    renew("server.key", &key);
+    let mut proxy = preloaded_pmproxy(&support::tls_conf(&[
+        ("tls-cert-file", crt.to_str().unwrap()),
+        ("tls-key-file", key.to_str().unwrap()),
+    ]));
+    let (old_ca, new_ca) = (certs.path("ca.crt"), certs.path("selfsigned.crt"));
+    let (code, _) = curl(&proxy, "https", NO_PMCD, &["--cacert", &old_ca]);
+    assert_ne!(
+        code,
+        "000",
+        "the first certificate is served\n{}",
+        proxy.log()
+    );
+
+    renew("selfsigned.key", &key);
+    renew("selfsigned.crt", &crt);
+    let start = Instant::now();
+    while curl(&proxy, "https", NO_PMCD, &["--cacert", &new_ca]).0 == "000" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the renewed certificate was not served\n{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        proxy
+            .log()
+            .contains("the server's certificate files changed"),
+        "{}",
+        proxy.log()
+    );
+    let (code, _) = curl(&proxy, "https", NO_PMCD, &["--cacert", &old_ca]);
+    assert_eq!(code, "000", "the old certificate is no longer served");
+    proxy.assert_running();
+}
