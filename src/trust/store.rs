@@ -107,32 +107,9 @@ impl TrustStore {
     /// directory or the file belongs to another user (root excepted) or
     /// is writable by its group or by anyone. `None` when it is safe.
     pub fn unsafe_because(&self) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid takes no arguments and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        for path in [self.dir.clone(), self.file()] {
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            let mode = meta.mode() & 0o7777;
-            if meta.uid() != me && meta.uid() != 0 {
-                return Some(format!(
-                    "trust store \"{}\": {} belongs to user {}, not to you; it is not used for trust decisions (fix: remove it, or chown it to yourself)",
-                    self.file().display(),
-                    path.display(),
-                    crate::nssdb::password::user_name(meta.uid())
-                ));
-            }
-            if mode & 0o022 != 0 {
-                return Some(format!(
-                    "trust store \"{}\": {} is writable by other users (mode {mode:04o}), so anyone could have added a server to it; it is not used for trust decisions (fix: chmod go-w {})",
-                    self.file().display(),
-                    path.display(),
-                    path.display()
-                ));
-            }
-        }
-        None
+        let file = self.file();
+        crate::trust::exposure::exposure(&[&self.dir, &file])
+            .map(|e| e.describe(&format!("trust store \"{}\"", file.display())))
     }
 
     /// What the saved server entries say about `cert` for `host`.
