@@ -114,7 +114,7 @@ fn euid() -> libc::uid_t {
 /// `user` (as pmcd has after pmSetProcessIdentity), then switches back.
 /// Without switching when this process already is `user`; an error when it
 /// is neither that user nor root.
-fn as_user<T>(user: &ServiceUser, f: impl FnOnce() -> T) -> Result<T, String> {
+pub(super) fn as_user<T>(user: &ServiceUser, f: impl FnOnce() -> T) -> Result<T, String> {
     let euid = euid();
     if euid == user.uid {
         return Ok(f());
