@@ -114,7 +114,10 @@ fn matrix_agrees_with_the_lists() {
     let matrix = repo_file("MATRIX.md");
     let mut interposed = BTreeSet::new();
     let mut forwarding = BTreeSet::new();
-    let libpcp_table = matrix.split("## OpenSSL functions").next().unwrap_or_default();
+    let libpcp_table = matrix
+        .split("## OpenSSL functions")
+        .next()
+        .unwrap_or_default();
     for line in libpcp_table.lines().filter(|l| l.starts_with("| `")) {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
         let name = cells[1].trim_matches('`').to_string();
