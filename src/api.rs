@@ -58,6 +58,11 @@ pub mod nssdb {
     };
 }
 
+/// The TLS metrics: the kinds of handshake failure they count.
+pub mod metrics {
+    pub use crate::metrics::Reason;
+}
+
 /// Errors as the library reports them.
 pub use crate::error::{Error, Result};
 

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io;
 
+use crate::metrics::Reason;
 use crate::pcp;
 
 /// Everything that can go wrong below the C boundary.
@@ -21,6 +22,10 @@ pub enum Error {
     Protocol(String),
     /// TLS failed; the text says why, in words an administrator can act on.
     Tls(String),
+    /// TLS failed for a reason the TLS metrics count by name (an untrusted
+    /// issuer, a name mismatch, an expired certificate, a protocol error);
+    /// the text says why, as for [`Error::Tls`].
+    Rejected(Reason, String),
     /// The server requires a client certificate and we have none (or it
     /// refused ours for that reason).
     NeedClientCert(String),
@@ -40,7 +45,7 @@ impl Error {
             Error::Timeout(_) => pcp::PM_ERR_TIMEOUT,
             Error::Closed(_) => pcp::PM_ERR_TLS,
             Error::Protocol(_) => pcp::PM_ERR_IPC,
-            Error::Tls(_) => pcp::PM_ERR_TLS,
+            Error::Tls(_) | Error::Rejected(..) => pcp::PM_ERR_TLS,
             Error::NeedClientCert(_) => pcp::PM_ERR_NEEDCLIENTCERT,
             Error::ServerStatus(code) => *code,
             Error::NotSupported(_) => -libc::EOPNOTSUPP,
@@ -66,7 +71,7 @@ impl fmt::Display for Error {
             Error::Timeout(what) => write!(f, "timed out waiting for {what}"),
             Error::Closed(what) => write!(f, "connection closed by peer during {what}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
-            Error::Tls(what) => f.write_str(what),
+            Error::Tls(what) | Error::Rejected(_, what) => f.write_str(what),
             Error::NeedClientCert(what) => f.write_str(what),
             Error::ServerStatus(code) => {
                 write!(f, "server refused the secure connection (status {code})")

@@ -17,6 +17,7 @@
 //! - [`trust`]: how a client decides to trust a server (CA, saved
 //!   certificates, asking the user) and how certificates are described;
 //! - [`nssdb`]: the reader of NSS `sql:` certificate databases;
+//! - [`metrics`]: TLS health published as PCP metrics (MMV);
 //! - [`api`]: the small Rust interface the `pcp-secure` tool, the tests and
 //!   the fuzz targets use.
 
@@ -25,6 +26,7 @@ mod error;
 pub mod ffi;
 mod interpose;
 mod log;
+mod metrics;
 mod nssdb;
 mod pcp;
 mod tls;

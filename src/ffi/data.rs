@@ -196,6 +196,7 @@ entry! {
     {
         if let Some(session) = table().remove(fd) {
             io::close(fd, &session);
+            crate::metrics::record_close(&session);
         }
         match next::close_socket() {
             // SAFETY: libpcp's function of this type.

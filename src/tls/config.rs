@@ -238,6 +238,38 @@ pub(crate) mod env {
     pub(crate) fn through_pmproxy() -> bool {
         var("PMPROXY_HOST").is_some()
     }
+    /// `PCP_SECURE_METRICS`: "0" publishes no TLS metrics, "1" publishes
+    /// them in every program (not only in those that serve TLS).
+    pub(crate) fn metrics() -> Option<String> {
+        var("PCP_SECURE_METRICS").map(|v| v.to_string_lossy().into_owned())
+    }
+}
+
+/// Which programs publish TLS metrics (`PCP_SECURE_METRICS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetricsSetting {
+    /// None ("0").
+    Off,
+    /// Those that serve TLS (unset: the default).
+    Servers,
+    /// Every program ("1").
+    Everywhere,
+}
+
+/// The `PCP_SECURE_METRICS` setting; another value than "0" or "1" is
+/// warned about once and means the default.
+pub(crate) fn metrics_setting() -> MetricsSetting {
+    match env::metrics().as_deref() {
+        None => MetricsSetting::Servers,
+        Some("0") => MetricsSetting::Off,
+        Some("1") => MetricsSetting::Everywhere,
+        Some(other) => {
+            warn_once("PCP_SECURE_METRICS", || {
+                format!("PCP_SECURE_METRICS=\"{other}\" is neither 0 (no TLS metrics) nor 1 (TLS metrics in every program); the default (programs that serve TLS publish them) is used")
+            });
+            MetricsSetting::Servers
+        }
+    }
 }
 
 /// Where the `tls.conf` of this process is: `$PCP_TLSCONF_PATH`, else the

@@ -7,6 +7,7 @@
 use rustls::{AlertDescription, CertificateError};
 
 use crate::error::Error;
+use crate::metrics::Reason;
 use crate::tls::config::Role;
 
 /// Who the other end is, and what we know that helps explain a failure.
@@ -59,28 +60,31 @@ fn client(err: &rustls::Error, peer: &Peer) -> Error {
     let host = &peer.name;
     let service = peer.service;
     match err {
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Tls(format!(
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Rejected(Reason::UntrustedIssuer, format!(
             "issuer of certificate received from host \"{host}\" is not trusted (trusted CAs come from {})",
             peer.trust
         )),
         rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext { presented, .. }) => {
-            Error::Tls(format!(
+            Error::Rejected(Reason::NameMismatch, format!(
                 "the domain name \"{host}\" does not match the name(s) on the server certificate: {}",
                 if presented.is_empty() { "(none)".to_string() } else { presented.join(", ") }
             ))
         }
-        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => Error::Tls(format!(
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForName) => Error::Rejected(Reason::NameMismatch, format!(
             "the domain name \"{host}\" does not match the name(s) on the server certificate"
         )),
-        rustls::Error::InvalidCertificate(c) => Error::Tls(match certificate(c) {
-            Some(why) => format!("refusing the certificate of host \"{host}\": {why}"),
-            None => format!("refusing the certificate of host \"{host}\": {err}"),
-        }),
+        rustls::Error::InvalidCertificate(c) => rejected(
+            certificate_reason(c),
+            match certificate(c) {
+                Some(why) => format!("refusing the certificate of host \"{host}\": {why}"),
+                None => format!("refusing the certificate of host \"{host}\": {err}"),
+            },
+        ),
         rustls::Error::AlertReceived(AlertDescription::CertificateRequired) => Error::NeedClientCert(format!(
             "{service} on host \"{host}\" requires a client certificate; set tls-client-cert-file and tls-client-key-file in {}",
             peer.conf
         )),
-        rustls::Error::AlertReceived(alert) if peer.sent_cert && rejects_certificate(*alert) => Error::Tls(format!(
+        rustls::Error::AlertReceived(alert) if peer.sent_cert && rejects_certificate(*alert) => rejected(alert_reason(*alert), format!(
             "{service} on host \"{host}\" rejected our client certificate (TLS alert {})",
             tls_name(alert)
         )),
@@ -92,16 +96,16 @@ fn client(err: &rustls::Error, peer: &Peer) -> Error {
             ))
         }
         rustls::Error::AlertReceived(AlertDescription::HandshakeFailure | AlertDescription::ProtocolVersion) => {
-            Error::Tls(format!("{service} on host \"{host}\" has no TLS version or cipher suite in common with us"))
+            Error::Rejected(Reason::ProtocolError, format!("{service} on host \"{host}\" has no TLS version or cipher suite in common with us"))
         }
         rustls::Error::AlertReceived(alert) => {
             Error::Tls(format!("{service} on host \"{host}\" ended the TLS session (TLS alert {})", tls_name(alert)))
         }
         rustls::Error::PeerIncompatible(why) => {
-            Error::Tls(format!("{service} on host \"{host}\" is incompatible with our TLS settings ({})", tls_name(why)))
+            Error::Rejected(Reason::ProtocolError, format!("{service} on host \"{host}\" is incompatible with our TLS settings ({})", tls_name(why)))
         }
         rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
-            Error::Tls(format!("host \"{host}\" does not speak TLS correctly ({err})"))
+            Error::Rejected(Reason::ProtocolError, format!("host \"{host}\" does not speak TLS correctly ({err})"))
         }
         _ => Error::Tls(format!("TLS with host \"{host}\" failed: {err}")),
     }
@@ -127,6 +131,40 @@ fn tls_name(value: &impl std::fmt::Debug) -> String {
     out
 }
 
+/// The error for a failure of kind `reason`: counted by name, or (for
+/// [`Reason::Other`]) plain TLS.
+fn rejected(reason: Reason, text: String) -> Error {
+    match reason {
+        Reason::Other => Error::Tls(text),
+        reason => Error::Rejected(reason, text),
+    }
+}
+
+/// The kind of a certificate's own fault.
+fn certificate_reason(err: &CertificateError) -> Reason {
+    match err {
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => Reason::Expired,
+        CertificateError::UnknownIssuer => Reason::UntrustedIssuer,
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            Reason::NameMismatch
+        }
+        _ => Reason::Other,
+    }
+}
+
+/// The kind of failure a peer's alert about our certificate reports, as
+/// rustls (and most TLS stacks) choose their alerts: `unknown_ca` for an
+/// untrusted issuer, `certificate_expired`, and `bad_certificate` for a
+/// name that is not on it.
+fn alert_reason(alert: AlertDescription) -> Reason {
+    match alert {
+        AlertDescription::UnknownCA => Reason::UntrustedIssuer,
+        AlertDescription::CertificateExpired => Reason::Expired,
+        AlertDescription::BadCertificate => Reason::NameMismatch,
+        _ => Reason::Other,
+    }
+}
+
 fn rejects_certificate(alert: AlertDescription) -> bool {
     matches!(
         alert,
@@ -146,20 +184,23 @@ fn server(err: &rustls::Error, peer: &Peer) -> Error {
         rustls::Error::NoCertificatesPresented => Error::NeedClientCert(format!(
             "{who} presented no client certificate, but one is required (pmcd -Q, the client's request, or tls-verify-clients = true)"
         )),
-        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Tls(format!(
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => Error::Rejected(Reason::UntrustedIssuer, format!(
             "{who} presented a client certificate whose issuer is not trusted (check tls-ca-cert-file / tls-ca-cert-dir)"
         )),
-        rustls::Error::InvalidCertificate(c) => Error::Tls(match certificate(c) {
-            Some(why) => format!("{who} presented an unacceptable client certificate: {why}"),
-            None => format!("{who} presented an unacceptable client certificate: {err}"),
-        }),
+        rustls::Error::InvalidCertificate(c) => rejected(
+            certificate_reason(c),
+            match certificate(c) {
+                Some(why) => format!("{who} presented an unacceptable client certificate: {why}"),
+                None => format!("{who} presented an unacceptable client certificate: {err}"),
+            },
+        ),
         rustls::Error::InvalidMessage(_) | rustls::Error::PeerMisbehaved(_) => {
-            Error::Tls(format!("{who} does not speak TLS correctly ({err})"))
+            Error::Rejected(Reason::ProtocolError, format!("{who} does not speak TLS correctly ({err})"))
         }
         rustls::Error::PeerIncompatible(why) => {
-            Error::Tls(format!("{who} has no TLS version or cipher suite in common with us ({})", tls_name(why)))
+            Error::Rejected(Reason::ProtocolError, format!("{who} has no TLS version or cipher suite in common with us ({})", tls_name(why)))
         }
-        rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => Error::Tls(format!(
+        rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => rejected(alert_reason(*alert), format!(
             "{who} does not accept this server's certificate (TLS alert {}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists",
             tls_name(alert)
         )),
@@ -228,6 +269,117 @@ mod tests {
         );
         assert_eq!(e.code(), crate::pcp::PM_ERR_TLS);
         assert!(e.to_string().contains("rejected our client certificate"));
+    }
+
+    #[test]
+    fn failures_carry_the_kind_the_metrics_count() {
+        let kind = |err: rustls::Error, role, sent_cert| {
+            Reason::of(&explain(&err, &peer(role, sent_cert)), role)
+        };
+        use rustls::Error::{
+            AlertReceived, InvalidCertificate, InvalidMessage, NoCertificatesPresented,
+        };
+        let (client, server) = (Role::Client, Role::Server);
+        assert_eq!(
+            kind(
+                InvalidCertificate(CertificateError::UnknownIssuer),
+                client,
+                false
+            ),
+            Reason::UntrustedIssuer
+        );
+        assert_eq!(
+            kind(
+                InvalidCertificate(CertificateError::NotValidForName),
+                client,
+                false
+            ),
+            Reason::NameMismatch
+        );
+        assert_eq!(
+            kind(InvalidCertificate(CertificateError::Expired), client, false),
+            Reason::Expired
+        );
+        assert_eq!(
+            kind(InvalidCertificate(CertificateError::Revoked), client, false),
+            Reason::Other
+        );
+        assert_eq!(
+            kind(
+                AlertReceived(AlertDescription::CertificateRequired),
+                client,
+                false
+            ),
+            Reason::NoClientCert
+        );
+        assert_eq!(
+            kind(
+                InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                client,
+                false
+            ),
+            Reason::ProtocolError
+        );
+        assert_eq!(
+            kind(
+                AlertReceived(AlertDescription::ProtocolVersion),
+                client,
+                false
+            ),
+            Reason::ProtocolError
+        );
+        assert_eq!(
+            kind(NoCertificatesPresented, server, false),
+            Reason::NoClientCert
+        );
+        assert_eq!(
+            kind(
+                InvalidCertificate(CertificateError::UnknownIssuer),
+                server,
+                true
+            ),
+            Reason::UntrustedIssuer
+        );
+        assert_eq!(
+            kind(InvalidCertificate(CertificateError::Expired), server, true),
+            Reason::Expired
+        );
+        assert_eq!(
+            kind(AlertReceived(AlertDescription::UnknownCA), server, true),
+            Reason::UntrustedIssuer
+        );
+        assert_eq!(
+            kind(
+                AlertReceived(AlertDescription::BadCertificate),
+                server,
+                true
+            ),
+            Reason::NameMismatch
+        );
+        assert_eq!(
+            kind(
+                AlertReceived(AlertDescription::CertificateExpired),
+                server,
+                true
+            ),
+            Reason::Expired
+        );
+        assert_eq!(
+            kind(AlertReceived(AlertDescription::AccessDenied), server, true),
+            Reason::Other
+        );
+        assert_eq!(
+            kind(
+                InvalidMessage(rustls::InvalidMessage::InvalidContentType),
+                server,
+                true
+            ),
+            Reason::ProtocolError
+        );
+        assert_eq!(
+            kind(AlertReceived(AlertDescription::DecodeError), server, true),
+            Reason::Other
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use rustls::{AlertDescription, Connection, ProtocolVersion};
 
 use crate::error::{Error, Result};
 use crate::log;
+use crate::metrics::{self, Event};
 use crate::pcp;
 use crate::tls::ack;
 use crate::tls::config::{self, Role};
@@ -29,6 +30,7 @@ pub(crate) fn client(fd: RawFd, flags: i32, host: Option<&str>) -> Result<()> {
     let result = client_inner(fd, flags, &name);
     if let Err(e) = &result {
         log::error!("secure connection to pmcd on host \"{name}\" failed: {e}");
+        metrics::record(Event::failed(Role::Client, e));
         table().insert(fd, Session::refused(Role::Client, name));
     }
     result
@@ -69,6 +71,7 @@ pub(crate) fn https_client(fd: RawFd, host: &str) -> Result<()> {
     };
     if let Err(e) = &result {
         log::error!("secure connection to pmproxy on host \"{name}\" failed: {e}");
+        metrics::record(Event::failed(Role::Client, e));
         table().insert(fd, Session::refused(Role::Client, name));
     }
     result
@@ -238,6 +241,7 @@ fn tls_client(
             _ => "full",
         }
     );
+    metrics::record(Event::established(Role::Client, &conn));
     table().insert(fd, Session::new(conn, peer, timeout));
     Ok(())
 }
@@ -258,6 +262,7 @@ pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
     let result = server_inner(fd, flags, require_cert, &who);
     if let Err(e) = &result {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
+        metrics::record(Event::failed(Role::Server, e));
         // pmcd keeps the client open after a failed upgrade: make sure it
         // cannot carry on in plaintext, and end the connection (anything
         // already sent, such as the refusing status or alert, still arrives)
@@ -308,6 +313,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
     };
     drive(fd, &mut conn, deadline, &Duration::default).map_err(|f| f.explain(&peer))?;
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
+    metrics::record(Event::established(Role::Server, &conn));
     table().insert(fd, Session::new(conn, peer, timeout));
     Ok(())
 }

@@ -22,6 +22,7 @@ use rustls::ServerConnection;
 use crate::error::Result;
 use crate::interpose::openssl::Bio;
 use crate::log;
+use crate::metrics::{self, Event, Reason};
 use crate::tls::config::Role;
 use crate::tls::diagnose::{self, Peer};
 use crate::tls::store::store;
@@ -61,6 +62,22 @@ pub(crate) struct MemoryServer {
     /// Why the connection failed, once it has.
     failed: Option<String>,
     status: Status,
+    /// How far the handshake got, for the TLS metrics.
+    progress: Progress,
+}
+
+/// How far an HTTPS client's handshake got (each is counted once in the
+/// TLS metrics: completed, or failed and why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Progress {
+    /// No byte from the client yet.
+    Waiting,
+    /// The client's first bytes arrived.
+    Started,
+    /// The handshake completed.
+    Established,
+    /// The handshake failed (or the connection ended before it completed).
+    Failed,
 }
 
 impl MemoryServer {
@@ -88,6 +105,19 @@ impl MemoryServer {
             closed: false,
             failed: None,
             status: Status::None,
+            progress: Progress::Waiting,
+        }
+    }
+
+    /// Counts the handshake's failure for `reason` in the TLS metrics, if
+    /// it started and has not ended yet.
+    fn handshake_failed(&mut self, reason: Reason) {
+        if self.progress == Progress::Started {
+            self.progress = Progress::Failed;
+            metrics::record(Event::Failed {
+                role: Role::Server,
+                reason,
+            });
         }
     }
 
@@ -186,6 +216,12 @@ impl MemoryServer {
     /// Frees both BIOs (once, also when they are one) and ends the
     /// connection (`SSL_free`).
     pub(crate) fn release(&mut self) {
+        if self.progress == Progress::Established {
+            metrics::record(Event::Closed);
+        }
+        // pmproxy gave up on (or the client left) an unfinished handshake.
+        self.handshake_failed(Reason::Other);
+        self.progress = Progress::Failed;
         self.set_bios(None, None);
         self.failed.get_or_insert_with(|| "freed".into());
     }
@@ -212,6 +248,9 @@ impl MemoryServer {
 
     /// Hands `data` (network bytes) to rustls.
     fn feed(&mut self, mut data: &[u8]) {
+        if self.progress == Progress::Waiting && !data.is_empty() {
+            self.progress = Progress::Started;
+        }
         while !data.is_empty() && self.failed.is_none() {
             match self.conn.read_tls(&mut data) {
                 Ok(0) => return, // after close_notify, input is ignored
@@ -221,10 +260,15 @@ impl MemoryServer {
             let state = match self.conn.process_new_packets() {
                 Ok(state) => state,
                 Err(e) => {
-                    let peer = client_peer();
-                    return self.fail(diagnose::explain(&e, &peer).to_string());
+                    let err = diagnose::explain(&e, &client_peer());
+                    self.handshake_failed(Reason::of(&err, Role::Server));
+                    return self.fail(err.to_string());
                 }
             };
+            if self.progress == Progress::Started && !self.conn.is_handshaking() {
+                self.progress = Progress::Established;
+                metrics::record(Event::established(Role::Server, &self.conn));
+            }
             let available = state.plaintext_bytes_to_read();
             if available > 0 {
                 let start = self.plain.len();
@@ -267,6 +311,7 @@ impl MemoryServer {
     /// Records the connection's failure (rustls has queued the fatal alert
     /// where TLS defines one) and logs it once.
     fn fail(&mut self, why: String) {
+        self.handshake_failed(Reason::Other);
         if self.failed.is_none() {
             log::warning!("HTTPS connection refused: {why}");
             self.failed = Some(why);

@@ -140,6 +140,7 @@ impl Table {
     /// for a new handshake on the same number is replaced.
     pub(crate) fn insert(&self, fd: RawFd, session: Session) {
         if let Some(old) = self.map().insert(fd, Arc::new(session)) {
+            crate::metrics::record_close(&old);
             crate::log::debug!(
                 "fd {fd}: replaced a session with {} that was never closed",
                 old.peer

@@ -40,6 +40,8 @@ pub struct ServerContext {
     verify_clients: bool,
     /// The certificate served (the chain's first).
     leaf: Option<CertificateDer<'static>>,
+    /// The CA certificate that issued it, when known (for the metrics).
+    ca: Option<CertificateDer<'static>>,
 }
 
 impl ServerContext {
@@ -119,12 +121,24 @@ impl ServerContext {
         let required = required_roots
             .and_then(|r| verifier(r, false))
             .and_then(|v| make(Some(v)).map_err(|e| e.to_string()));
+        let leaf = identity.cert.first().cloned();
         Ok(ServerContext {
             optional,
             required,
             verify_clients: conf.verify_clients(),
-            leaf: identity.cert.first().cloned(),
+            ca: issuer(&identity.cert, conf.ca_cert_file.as_deref()),
+            leaf,
         })
+    }
+
+    /// Publishes the served certificate in the TLS metrics.
+    fn publish(&self) {
+        if let Some(leaf) = &self.leaf {
+            crate::metrics::record(crate::metrics::Event::Certificate {
+                leaf,
+                ca: self.ca.as_deref(),
+            });
+        }
     }
 
     /// A warning when the served certificate has expired or expires within
@@ -167,6 +181,25 @@ impl ServerContext {
     pub(crate) fn verify_clients(&self) -> bool {
         self.verify_clients
     }
+}
+
+/// The CA certificate that issued the first of `chain`: the chain's next
+/// one, else the certificate of `ca_file` whose subject is the first's
+/// issuer (a file that cannot be read was reported when the roots were
+/// loaded).
+fn issuer(
+    chain: &[CertificateDer<'static>],
+    ca_file: Option<&str>,
+) -> Option<CertificateDer<'static>> {
+    if let Some(next) = chain.get(1) {
+        return Some(next.clone());
+    }
+    let (_, leaf) = x509_parser::parse_x509_certificate(chain.first()?).ok()?;
+    let cas = certs::load_chain("tls-ca-cert-file", ca_file?).ok()?;
+    cas.into_iter().find(|ca| {
+        x509_parser::parse_x509_certificate(ca)
+            .is_ok_and(|(_, c)| c.subject().as_raw() == leaf.issuer().as_raw())
+    })
 }
 
 /// The server's certificate and key from `tls-cert-file` and `tls-key-file`.
@@ -608,6 +641,7 @@ impl Store {
         if let Some(warning) = ctx.expiry_warning() {
             log::warning!("{warning}");
         }
+        ctx.publish();
         let ctx = Arc::new(ctx);
         let handle = Arc::as_ptr(&ctx) as usize;
         *lock(&self.server) = Some(ServerSlot {
@@ -657,6 +691,7 @@ impl Store {
                     if let Some(warning) = ctx.expiry_warning() {
                         log::warning!("{warning}");
                     }
+                    ctx.publish();
                     slot.ctx = Arc::new(ctx);
                 }
                 Err(e) => log::error!(
