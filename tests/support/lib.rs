@@ -175,6 +175,13 @@ pub fn pmda_pmcd() -> &'static str {
     P.get_or_init(|| pmda_dso("pmcd"))
 }
 
+/// The mmv PMDA (pmda_mmv.so), which serves the files of MMV
+/// instrumentation (libpcp_secure's TLS metrics among them).
+pub fn pmda_mmv() -> &'static str {
+    static P: OnceLock<String> = OnceLock::new();
+    P.get_or_init(|| pmda_dso("mmv"))
+}
+
 /// The linux PMDA (pmda_linux.so).
 pub fn pmda_linux() -> &'static str {
     static P: OnceLock<String> = OnceLock::new();
@@ -730,9 +737,16 @@ pub struct PmcdBuilder {
     cert_required: bool,
     extra_env: Vec<(String, String)>,
     ipv6: bool,
+    mmv: bool,
 }
 
 impl PmcdBuilder {
+    /// Also run the mmv PMDA, serving the MMV files of pmcd's private
+    /// PCP_TMP_DIR (libpcp_secure's TLS metrics: `mmv.pcp_secure.pmcd`).
+    pub fn mmv(mut self, yes: bool) -> Self {
+        self.mmv = yes;
+        self
+    }
     /// LD_PRELOAD libpcp_secure into pmcd.
     pub fn preload_ours(mut self, yes: bool) -> Self {
         self.preload_ours = yes;
@@ -785,10 +799,15 @@ impl Pmcd {
         ensure_deps();
         let dir = tempdir("pcp-secure-pmcd.");
         let root = dir.path().join("root");
-        let merge = Command::new(PMNSMERGE)
+        let mut merge = Command::new(PMNSMERGE);
+        merge
             .arg("-a")
             .arg(pmns_root("pmcd"))
-            .arg(pmns_root("linux"))
+            .arg(pmns_root("linux"));
+        if opts.mmv {
+            merge.arg(pmns_root("mmv"));
+        }
+        let merge = merge
             .arg(&root)
             .stdin(Stdio::null())
             .output()
@@ -799,14 +818,18 @@ impl Pmcd {
             String::from_utf8_lossy(&merge.stdout),
             String::from_utf8_lossy(&merge.stderr)
         );
-        write_file(
-            &dir.path().join("pmcd.conf"),
-            &format!(
-                "pmcd 2 dso pmcd_init {}\nlinux 60 dso linux_init {}\n",
-                pmda_pmcd(),
-                pmda_linux()
-            ),
+        let mut pmdas = format!(
+            "pmcd 2 dso pmcd_init {}\nlinux 60 dso linux_init {}\n",
+            pmda_pmcd(),
+            pmda_linux()
         );
+        if opts.mmv {
+            pmdas.push_str(&format!("mmv 70 dso mmv_init {}\n", pmda_mmv()));
+        }
+        write_file(&dir.path().join("pmcd.conf"), &pmdas);
+        // A PCP_TMP_DIR of its own, so that MMV files (libpcp_secure's TLS
+        // metrics) never go to the system's.
+        std::fs::create_dir_all(dir.path().join("tmp").join("mmv")).unwrap();
         write_file(
             &dir.path().join("tls.conf"),
             opts.tls_conf.as_deref().unwrap_or(""),
@@ -854,6 +877,7 @@ impl Pmcd {
         let mut cmd = Command::new(PMCD);
         base_env(&mut cmd);
         cmd.env("PCP_TLSCONF_PATH", self.file("tls.conf"));
+        cmd.env("PCP_TMP_DIR", self.file("tmp"));
         if self.opts.preload_ours {
             cmd.env("LD_PRELOAD", lib_path());
         }
@@ -979,6 +1003,21 @@ impl Pmcd {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// pmcd's private PCP_TMP_DIR/mmv, where MMV files are made.
+    pub fn mmv_dir(&self) -> PathBuf {
+        self.file("tmp").join("mmv")
+    }
+
+    /// `pminfo -f`, `-t` and the like of `names` (e.g.
+    /// "mmv.pcp_secure.pmcd") from this pmcd, by a stock pminfo over a plain
+    /// connection (so that reading the TLS metrics makes no TLS handshake).
+    pub fn pminfo_plain(&self, args: &[&str]) -> Run {
+        let host = self.host();
+        let mut all = vec!["-h", host.as_str()];
+        all.extend_from_slice(args);
+        pminfo(&all, &[], false)
     }
 
     /// pmcd.log so far.

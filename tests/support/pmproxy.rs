@@ -90,6 +90,11 @@ impl Pmproxy {
         for (_, d) in &opts.dirs {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
+        // A PCP_TMP_DIR of its own, so that MMV files (libpcp_secure's TLS
+        // metrics) never go to the system's.
+        for d in ["mmv", "pmproxy", "pmlogger"] {
+            std::fs::create_dir_all(dir.path().join("tmp").join(d)).unwrap();
+        }
         let mut proxy = Pmproxy {
             child: None,
             dir,
@@ -137,7 +142,8 @@ impl Pmproxy {
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("HOME", self.dir.path())
             .env("LC_ALL", "C")
-            .env("PCP_TLSCONF_PATH", self.file("tls.conf"));
+            .env("PCP_TLSCONF_PATH", self.file("tls.conf"))
+            .env("PCP_TMP_DIR", self.file("tmp"));
         let mut preload: Vec<String> = Vec::new();
         if self.opts.preload_ours {
             preload.push(lib_path().display().to_string());
