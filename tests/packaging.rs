@@ -561,6 +561,7 @@ fn debian_packages_install_work_and_purge_cleanly() {
         "/usr/share/libpcp-secure/systemd/pmlogger.service.d/libpcp-secure.conf",
         "/usr/share/libpcp-secure/systemd/pmie.service.d/libpcp-secure.conf",
         "/usr/share/libpcp-secure/systemd/pmproxy.service.d/libpcp-secure.conf",
+        "/usr/share/libpcp-secure/pmie/pcp-secure.pmie",
         "/usr/include/pcp_secure.h",
         &format!("{libdir}/libpcp_secure.so"),
         &format!("{libdir}/libpcp_secure.a"),
