@@ -2255,3 +2255,59 @@ fn verify_reports_whether_running_pmproxies_have_the_library() {
         "{without}"
     );
 }
+
+// `verify --metrics-host` shows the live TLS figures a pmcd with the
+// library and the mmv PMDA publishes: handshakes, failures by reason, and
+// the served certificate's days left, warned about under 30 days
+// (soon.crt: 9 days).
+#[test]
+fn verify_shows_the_live_tls_metrics_of_pmcd() {
+    ensure_deps();
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .mmv(true)
+        .tls_conf(&server_conf(&certs, "soon.crt", "soon.key"))
+        .start();
+    let good = Client::new(&certs.client_conf()).ours().secure("enforce");
+    assert_load_values(&good.fetch(&pmcd.host(), &[LOAD]));
+    let distrustful = Client::new(&tls_conf(&[(
+        "tls-ca-cert-file",
+        &certs.path("selfsigned.crt"),
+    )]))
+    .ours()
+    .secure("enforce");
+    distrustful.fetch(&pmcd.host(), &[LOAD]).assert_failed();
+    assert!(pmcd.wait_until_idle(LOG_LIMIT));
+    let user = User::new(&certs.server_conf());
+    let host = pmcd.host();
+    let name = "TLS metrics (pmcd)";
+    let start = std::time::Instant::now();
+    let run = loop {
+        let run = user.verify(&["--metrics-host", &host]);
+        if line(&run, name).contains("1 failed") || start.elapsed() > LOG_LIMIT {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_check(
+        &run,
+        name,
+        "warn",
+        &[
+            &format!("pmcd on {host}: 1 handshake(s) completed, 1 failed (untrusted_issuer 1)"),
+            "0 resumed, 0 session(s) open",
+            "CN=localhost",
+            "expires in 9 day(s)",
+            "renew",
+        ],
+    );
+
+    let nothing = user.verify(&["--metrics-host", "127.0.0.1:1"]);
+    assert_check(
+        &nothing,
+        name,
+        "ok",
+        &["no live figures from pmcd on 127.0.0.1:1"],
+    );
+}

@@ -19,6 +19,7 @@ use crate::libpath;
 
 mod client;
 mod conf;
+mod metrics;
 mod nss;
 mod pmproxy;
 mod preload;
@@ -43,7 +44,8 @@ client settings, a client NSS database, your trust store and its permissions;
 where libpcp_secure is and whether pmcd and clients started from here load it;
 pmproxy: whether its HTTPS is on (tls.conf's certificate, unless pmproxy.conf
 sets secure.enabled = false), whether the installed pmproxy imports only
-OpenSSL functions the library defines, its preload and the running pmproxies.
+OpenSSL functions the library defines, its preload and the running pmproxies;
+the live TLS metrics of pmcd (mmv.pcp_secure.pmcd, with --metrics-host).
 Each line is `ok`, `warn` or `FAIL` with what was found, and for warn and FAIL
 what to do (after \"fix:\"). Exit status: 0 without FAIL lines, else 1.
 Run it as root to check files only root can read.")]
@@ -73,6 +75,10 @@ pub(crate) struct Args {
     /// /usr/libexec/pcp/bin/pmproxy below --root.
     #[arg(long = "pmproxy", value_name = "FILE")]
     pmproxy_binary: Option<PathBuf>,
+    /// The pmcd whose live TLS metrics (mmv.pcp_secure.pmcd) are shown, as
+    /// pminfo's -h takes it.
+    #[arg(long, value_name = "HOST", default_value = "local:")]
+    metrics_host: String,
 }
 
 /// The verdict of one check.
@@ -211,6 +217,8 @@ pub(super) struct Context {
     root: PathBuf,
     /// pmproxy's executable and configuration file, when named.
     pmproxy: pmproxy::Paths,
+    /// The pmcd whose live TLS metrics are shown (pminfo's -h).
+    metrics_host: String,
 }
 
 /// One named group of checks.
@@ -234,6 +242,7 @@ const SECTIONS: &[Section] = &[
     }),
     ("library and preload", |r, c| library(r, &c.root)),
     ("HTTPS server (pmproxy)", pmproxy::pmproxy),
+    ("live TLS metrics", metrics::metrics),
 ];
 
 /// Runs the subcommand.
@@ -268,6 +277,7 @@ pub(super) fn main(args: Args) -> ExitCode {
             binary: args.pmproxy_binary.clone(),
             conf: args.pmproxy_conf.clone(),
         },
+        metrics_host: args.metrics_host.clone(),
     };
     for (_section, checks) in SECTIONS {
         checks(&mut report, &context);
