@@ -23,6 +23,7 @@ use tempfile::TempDir;
 
 pub mod nss;
 pub mod pmproxy;
+pub mod stall;
 
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
