@@ -94,8 +94,10 @@ int __pmSecureServerHandshake(int fd, int flags, __pmHashCtl *attrs);
  * pmcd then goes on serving plain connections.
  *
  * A program that links libssl itself (pmproxy) uses the result as an
- * OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched,
- * and its server TLS stays libpcp's.
+ * OpenSSL `SSL_CTX` with the `SSL_*` functions of [`super::ssl`]: its
+ * HTTPS is then served by rustls. If it imports an `SSL_*` function
+ * the library does not define, it gets libpcp's own context instead,
+ * untouched, and its server TLS stays libpcp's.
  *
  * # Safety
  * `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
@@ -107,8 +109,8 @@ void *__pmSecureServerInit(__pmSecureConfig *tls);
  * libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
  * but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
  * TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
- * from an NSS database (not in a program that links libssl itself, whose
- * server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when
+ * from an NSS database (not in a program whose server TLS stays
+ * libpcp's, see `__pmSecureServerInit`). Returns libpcp's result, or `-ENOSYS` when
  * libpcp is not loaded.
  *
  * # Safety
@@ -239,7 +241,7 @@ int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struc
 
 /**
  * The library's version and the rustls version it was built with, for
- * example "libpcp_secure 1.0.0 (rustls 0.23.46)". Never NULL.
+ * example "libpcp_secure 1.1.0 (rustls 0.23.46)". Never NULL.
  *
  * # Safety
  * No pointers are involved; the result is a static string.
