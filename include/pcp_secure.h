@@ -75,10 +75,13 @@ int __pmSecureClientConnect(int fd, const char *hostname);
 /**
  * Server side of the secure upgrade: validates the client's flags, sends
  * the secure-ack status before any TLS byte (non-zero, and no TLS, when
- * TLS cannot be done), accepts TLS with a bounded handshake, requiring a
- * client certificate for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or
- * `tls-verify-clients = true`, then hands SASL to libpcp. In a program
- * whose server TLS is libpcp's own (pmproxy), libpcp does it all.
+ * TLS cannot be done), and accepts TLS, requiring a client certificate
+ * for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or `tls-verify-clients = true`.
+ * The handshake is only begun here and goes on as the client's bytes
+ * arrive, through the `select` hook, unless SASL or a container
+ * attribute follow at once: then it is waited for here (bounded), and
+ * SASL is handed to libpcp. In a program whose server TLS is libpcp's
+ * own (pmproxy), libpcp does it all.
  *
  * # Safety
  * `attrs` is NULL or libpcp's attribute table for this client.
@@ -91,8 +94,10 @@ int __pmSecureServerHandshake(int fd, int flags, __pmHashCtl *attrs);
  * pmcd then goes on serving plain connections.
  *
  * A program that links libssl itself (pmproxy) uses the result as an
- * OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched,
- * and its server TLS stays libpcp's.
+ * OpenSSL `SSL_CTX` with the `SSL_*` functions of [`super::ssl`]: its
+ * HTTPS is then served by rustls. If it imports an `SSL_*` function
+ * the library does not define, it gets libpcp's own context instead,
+ * untouched, and its server TLS stays libpcp's.
  *
  * # Safety
  * `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
@@ -104,8 +109,8 @@ void *__pmSecureServerInit(__pmSecureConfig *tls);
  * libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
  * but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
  * TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
- * from an NSS database (not in a program that links libssl itself, whose
- * server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when
+ * from an NSS database (not in a program whose server TLS stays
+ * libpcp's, see `__pmSecureServerInit`). Returns libpcp's result, or `-ENOSYS` when
  * libpcp is not loaded.
  *
  * # Safety
@@ -236,7 +241,7 @@ int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struc
 
 /**
  * The library's version and the rustls version it was built with, for
- * example "libpcp_secure 1.0.0 (rustls 0.23.46)". Never NULL.
+ * example "libpcp_secure 1.1.0 (rustls 0.23.46)". Never NULL.
  *
  * # Safety
  * No pointers are involved; the result is a static string.

@@ -75,6 +75,10 @@ pub use crate::ffi::abi::{header, EXPORTS, OPENSSL_EXPORTS};
 /// The libpcp and libc definitions the library forwards to.
 pub use crate::interpose::next::FORWARDS;
 
+/// What an executable (pmproxy) takes from libssl, read from its ELF
+/// dynamic section and symbols.
+pub use crate::interpose::program::{ssl_use, SslUse};
+
 /// The OpenSSL functions the library calls: libssl's own for objects that
 /// are not ours, libcrypto's on the BIOs and certificates of ours.
 pub use crate::interpose::openssl::OPENSSL_FORWARDS;

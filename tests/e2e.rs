@@ -183,12 +183,7 @@ fn renewed_certificate_files_are_served_without_a_restart() {
         served.path().join("pmcd.crt"),
         served.path().join("pmcd.key"),
     );
-    // As certbot and friends do: write beside, then rename over.
-    let renew = |from: &str, to: &std::path::Path| {
-        let tmp = to.with_extension("new");
-        std::fs::copy(certs.path(from), &tmp).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    };
+    let renew = |from: &str, to: &std::path::Path| support::renew_file(&certs.path(from), to);
     renew("server.crt", &crt);
     renew("server.key", &key);
     let pmcd = Pmcd::builder()

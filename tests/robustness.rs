@@ -24,6 +24,7 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::stall::{fd_count, settle_fds};
 use support::*;
 
 const LOAD: &str = "kernel.all.load";
@@ -116,12 +117,6 @@ fn pmcd_pid(pmcd: &Pmcd) -> u32 {
     panic!("no pmcd process with {dir} on its command line");
 }
 
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
-        .count()
-}
-
 /// Open descriptors of `pid` with what they point to, for failure messages.
 fn fd_listing(pid: u32) -> String {
     let mut out = String::new();
@@ -175,19 +170,6 @@ fn stable_fds(pmcd: &Pmcd, pid: u32) -> usize {
             return n;
         }
         last = n;
-    }
-}
-
-/// Polls until pmcd has `want` descriptors open (or fewer) or [`LOG_LIMIT`]
-/// passes; returns the last count seen.
-fn settle_fds(pid: u32, want: usize) -> usize {
-    let start = Instant::now();
-    loop {
-        let n = fd_count(pid);
-        if n <= want || start.elapsed() > LOG_LIMIT {
-            return n;
-        }
-        thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -526,7 +508,7 @@ fn threads_reconnect_concurrently_over_tls() {
         run.describe()
     );
     pmcd.assert_running();
-    let fds_after = settle_fds(pid, fds_before);
+    let fds_after = settle_fds(pid, fds_before, LOG_LIMIT);
     assert_eq!(
         fds_after,
         fds_before,
@@ -897,7 +879,7 @@ fn pmcd_fds_and_memory_stable_under_hostile_connections() {
         assert_served(&certs, &pmcd);
         assert_load_values(&Client::new("").stock().fetch(&pmcd.host(), &[LOAD]));
     }
-    let fds_after = settle_fds(pid, fds_before);
+    let fds_after = settle_fds(pid, fds_before, LOG_LIMIT);
     let rss_after = vm_rss_kb(pid);
     eprintln!(
         "pmcd after 200 hostile connections: fds {fds_before} -> {fds_after}, VmRSS {rss_before} kB -> {rss_after} kB"
@@ -965,7 +947,7 @@ fn silent_clients_before_creds_do_not_stop_others() {
     pmcd.assert_running();
     drop(silent);
     assert_served(&certs, &pmcd);
-    let fds_after = settle_fds(pid, fds_before);
+    let fds_after = settle_fds(pid, fds_before, LOG_LIMIT);
     assert_eq!(
         fds_after,
         fds_before,
@@ -1119,7 +1101,7 @@ fn flood_of_idle_tls_connections() {
     assert!(ok && out.contains("CLOSED"), "flood client: {out}");
     pmcd.assert_running();
     assert_served(&certs, &pmcd);
-    let fds_after = settle_fds(pid, fds_before);
+    let fds_after = settle_fds(pid, fds_before, LOG_LIMIT);
     let rss_after = vm_rss_kb(pid);
     eprintln!(
         "flood: fds {fds_before} -> {fds_flood} (100 idle TLS clients) -> {fds_after}; VmRSS {rss_before} kB -> {rss_flood} kB -> {rss_after} kB"

@@ -117,9 +117,13 @@ pub(crate) fn record(event: Event<'_>) {
     }
 }
 
-/// Counts the end of `session`, when it had completed its handshake.
+/// Counts the end of `session`, when it had completed its handshake (a
+/// session still accepting, or refused, was never counted open).
 pub(crate) fn record_close(session: &crate::tls::session::Session) {
-    if matches!(PUBLISHED.get(), Some(Some(_))) && session.with_connection(|_| ()).is_some() {
+    if matches!(PUBLISHED.get(), Some(Some(_)))
+        && !session.is_accepting()
+        && session.with_connection(|_| ()).is_some()
+    {
         record(Event::Closed);
     }
 }

@@ -1,6 +1,7 @@
 //! The secure upgrade of a PCP connection, both ends: the plaintext
 //! secure-ack status, then a TLS handshake on the same descriptor bounded by
-//! a deadline, then registration of the session in the table.
+//! a deadline (on the server, usually only begun here and then advanced by
+//! `tls::accept`), then registration of the session in the table.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -13,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::log;
 use crate::metrics::{self, Event};
 use crate::pcp;
+use crate::tls::accept;
 use crate::tls::ack;
 use crate::tls::config::{self, Role};
 use crate::tls::diagnose::Peer;
@@ -20,7 +22,7 @@ use crate::tls::redial::{redial, Preamble};
 use crate::tls::session::{table, Session};
 use crate::tls::store::{store, ClientContext};
 use crate::tls::transport::{
-    await_verdict, drive, local_host_name, peer_address, Deadline, Failure,
+    self, await_verdict, drive, local_host_name, peer_address, Deadline, Failure,
 };
 
 /// Client side: read the server's status (when it sends one), verify the
@@ -255,11 +257,16 @@ pub(crate) fn server_requires_cert() -> bool {
     by_flag || store().server().is_some_and(|s| s.verify_clients())
 }
 
-/// Server side: tell the client whether TLS can go ahead, accept its TLS
-/// handshake (requiring a certificate when asked to), register the session.
-pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
+/// Server side: tell the client whether TLS can go ahead, then accept its
+/// TLS handshake (requiring a certificate when asked to). When nothing
+/// follows the handshake inside this call (`defer`), the handshake is only
+/// begun here and goes on alongside the server's other clients
+/// (`tls::accept`); otherwise (SASL or a container attribute follow, which
+/// libpcp and pmcd read at once) it is waited for here, up to the blocking
+/// bound. Either way the session is registered.
+pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool, defer: bool) -> Result<()> {
     let who = format!("client {}", peer_address(fd));
-    let result = server_inner(fd, flags, require_cert, &who);
+    let result = server_inner(fd, flags, require_cert, defer, &who);
     if let Err(e) = &result {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
         metrics::record(Event::failed(Role::Server, e));
@@ -268,15 +275,18 @@ pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
         // already sent, such as the refusing status or alert, still arrives)
         // so that the peer sees a close and pmcd's next read sees the end.
         table().insert(fd, Session::refused(Role::Server, who));
-        // SAFETY: shutdown takes no pointers; a bad fd only returns an error.
-        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        transport::shutdown(fd);
     }
     result
 }
 
-fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<()> {
+fn server_inner(fd: RawFd, flags: i32, require_cert: bool, defer: bool, who: &str) -> Result<()> {
     let timeout = config::handshake_timeout(Role::Server);
-    let deadline = Deadline::after(timeout);
+    let deadline = Deadline::after(if defer {
+        config::accept_timeout()
+    } else {
+        timeout
+    });
     let send_ack = flags & pcp::PDU_FLAG_SECURE_ACK != 0;
     let refuse = |err: Error| -> Result<()> {
         if send_ack {
@@ -300,6 +310,8 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         Err(e) => return refuse(e),
     };
     if send_ack {
+        // Sixteen bytes into the socket of a client that has sent one PDU
+        // and waits for this one: the send buffer always has room for them.
         ack::send(fd, 0, deadline)?;
     }
     let mut conn = Connection::Server(conn);
@@ -311,6 +323,10 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         conf: String::new(),
         sent_cert: true,
     };
+    if defer {
+        accept::start(fd, conn, peer, timeout, deadline);
+        return Ok(());
+    }
     drive(fd, &mut conn, deadline, &Duration::default).map_err(|f| f.explain(&peer))?;
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
     metrics::record(Event::established(Role::Server, &conn));

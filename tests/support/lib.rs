@@ -23,6 +23,7 @@ use tempfile::TempDir;
 
 pub mod nss;
 pub mod pmproxy;
+pub mod stall;
 
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
@@ -285,6 +286,27 @@ fn base_env(cmd: &mut Command) {
     cmd.env("LC_ALL", "C");
 }
 
+/// Connections to the local `port` that its server has not closed yet
+/// (ESTABLISHED, SYN_RECV and CLOSE_WAIT sockets whose local port it is,
+/// from /proc/net/tcp and tcp6).
+pub fn open_connections_on(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
+                })
+                .count()
+        })
+        .sum()
+}
+
 // ---------------------------------------------------------------------------
 // Certificates
 
@@ -385,6 +407,15 @@ impl Certs {
             ("tls-client-key-file", &self.path(&format!("{name}.key"))),
         ])
     }
+}
+
+/// Replaces `to` with a copy of `from` as certbot and friends do: written
+/// beside it, then renamed over it (a reader never sees half a file).
+pub fn renew_file(from: &str, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap_or_else(|e| panic!("cannot copy {from}: {e}"));
+    std::fs::rename(&tmp, to)
+        .unwrap_or_else(|e| panic!("cannot rename over {}: {e}", to.display()));
 }
 
 /// Builds tls.conf text from key/value pairs.
@@ -1053,21 +1084,7 @@ impl Pmcd {
     /// client has left while pmcd still holds them (CLOSE_WAIT), from
     /// /proc/net/tcp and tcp6 (sockets whose local port is pmcd's).
     pub fn open_connections(&self) -> usize {
-        let port = format!(":{:04X}", self.port);
-        ["/proc/net/tcp", "/proc/net/tcp6"]
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .map(|table| {
-                table
-                    .lines()
-                    .skip(1)
-                    .filter(|l| {
-                        let w: Vec<&str> = l.split_whitespace().collect();
-                        w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
-                    })
-                    .count()
-            })
-            .sum()
+        open_connections_on(self.port)
     }
 
     /// Polls until pmcd has closed every client connection (its side of

@@ -284,21 +284,7 @@ impl Pmproxy {
     /// (ESTABLISHED, SYN_RECV, CLOSE_WAIT sockets whose local port is
     /// pmproxy's, from /proc/net/tcp and tcp6).
     pub fn open_connections(&self) -> usize {
-        let port = format!(":{:04X}", self.port);
-        ["/proc/net/tcp", "/proc/net/tcp6"]
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .map(|table| {
-                table
-                    .lines()
-                    .skip(1)
-                    .filter(|l| {
-                        let w: Vec<&str> = l.split_whitespace().collect();
-                        w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
-                    })
-                    .count()
-            })
-            .sum()
+        super::open_connections_on(self.port)
     }
 
     /// pmproxy's resident set size in kB (VmRSS in /proc/PID/status).

@@ -24,8 +24,6 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use object::read::elf::{Dyn, ElfFile64, FileHeader};
-use object::{elf, Endianness, Object, ObjectSymbol};
 use pcp_secure::api::certs::ServerContext;
 use pcp_secure::api::settings::TlsConf;
 
@@ -151,37 +149,10 @@ pub(super) enum Imports {
 
 /// The verdict for the ELF64 executable `data`; `None` when it is not one.
 pub(super) fn imports(data: &[u8]) -> Option<Imports> {
-    let file = ElfFile64::<Endianness>::parse(data).ok()?;
-    let endian = file.endian();
-    let sections = file.elf_header().sections(endian, data).ok()?;
-    let mut needed = Vec::new();
-    if let Some((dynamic, index)) = sections.dynamic(endian, data).ok()? {
-        let strings = sections.strings(endian, data, index).ok()?;
-        for entry in dynamic {
-            if entry.d_tag(endian) == elf::DT_NEEDED {
-                let offset = u32::try_from(entry.d_val(endian)).ok()?;
-                needed.push(String::from_utf8_lossy(strings.get(offset).ok()?).into_owned());
-            }
-        }
-    }
-    if !needed
-        .iter()
-        .any(|l| l == "libssl.so" || l.starts_with("libssl.so."))
-    {
-        return Some(Imports::NotLinked);
-    }
-    let mut ssl: Vec<String> = file
-        .dynamic_symbols()
-        .filter(|s| s.is_undefined())
-        .filter_map(|s| {
-            s.name()
-                .ok()
-                .map(|n| n.split('@').next().unwrap_or(n).to_string())
-        })
-        .filter(|n| n.starts_with("SSL_"))
-        .collect();
-    ssl.sort();
-    ssl.dedup();
+    let ssl = match pcp_secure::api::ssl_use(data)? {
+        pcp_secure::api::SslUse::NotLinked => return Some(Imports::NotLinked),
+        pcp_secure::api::SslUse::Imports(ssl) => ssl,
+    };
     let missing: Vec<String> = ssl
         .iter()
         .filter(|n| {
