@@ -7,7 +7,6 @@
 
 use pcp_secure_test_support as support;
 
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use support::*;
@@ -159,12 +158,7 @@ fn handshakes_are_counted_by_outcome_and_reason() {
     // Our client, trusting another CA, refuses pmcd's certificate
     // (unknown_ca); one presenting a certificate of an unknown CA is
     // refused by pmcd: both untrusted issuers.
-    let distrustful = Client::new(&tls_conf(&[(
-        "tls-ca-cert-file",
-        &certs.path("selfsigned.crt"),
-    )]))
-    .ours()
-    .secure("enforce");
+    let distrustful = Client::ours_trusting(&certs.path("selfsigned.crt"));
     distrustful.fetch(&pmcd.host(), &[LOAD]).assert_failed();
     let rogue = Client::new(&certs.client_conf_with_cert("rogue-client"))
         .ours()
@@ -276,13 +270,8 @@ fn a_renewal_changes_the_certificate_figures() {
         served.path().join("pmcd.crt"),
         served.path().join("pmcd.key"),
     );
-    let renew = |from: &str, to: &Path| {
-        let tmp = to.with_extension("new");
-        std::fs::copy(certs.path(from), &tmp).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    };
-    renew("server.crt", &crt);
-    renew("server.key", &key);
+    renew_file(&certs.path("server.crt"), &crt);
+    renew_file(&certs.path("server.key"), &key);
     let before_start = now();
     let pmcd = pmcd_with_metrics(&tls_conf(&[
         ("tls-cert-file", crt.to_str().unwrap()),
@@ -337,18 +326,10 @@ fn a_renewal_changes_the_certificate_figures() {
         String::from_utf8_lossy(&made.stderr)
     );
     let new_crt = renewed.with_extension("crt").to_str().unwrap().to_string();
-    for (from, to) in [
-        (renewed.with_extension("key"), &key),
-        (renewed.with_extension("crt"), &crt),
-    ] {
-        let tmp = to.with_extension("new");
-        std::fs::copy(&from, &tmp).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    }
+    renew_file(renewed.with_extension("key").to_str().unwrap(), &key);
+    renew_file(&new_crt, &crt);
     // pmcd looks at the files when a client connects.
-    let trusts_new = Client::new(&tls_conf(&[("tls-ca-cert-file", &new_crt)]))
-        .ours()
-        .secure("enforce");
+    let trusts_new = Client::ours_trusting(&new_crt);
     let start = Instant::now();
     while !trusts_new.fetch(&pmcd.host(), &[LOAD]).success() {
         assert!(

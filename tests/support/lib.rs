@@ -657,6 +657,14 @@ impl Client {
         }
     }
 
+    /// A client with libpcp_secure and PCP_SECURE_SOCKETS=enforce whose
+    /// tls.conf trusts only the CA (or self-signed certificate) in `ca`.
+    pub fn ours_trusting(ca: &str) -> Client {
+        Client::new(&tls_conf(&[("tls-ca-cert-file", ca)]))
+            .ours()
+            .secure("enforce")
+    }
+
     /// LD_PRELOAD libpcp_secure into pminfo.
     pub fn ours(mut self) -> Self {
         self.preload_ours = true;

@@ -2271,12 +2271,7 @@ fn verify_shows_the_live_tls_metrics_of_pmcd() {
         .start();
     let good = Client::new(&certs.client_conf()).ours().secure("enforce");
     assert_load_values(&good.fetch(&pmcd.host(), &[LOAD]));
-    let distrustful = Client::new(&tls_conf(&[(
-        "tls-ca-cert-file",
-        &certs.path("selfsigned.crt"),
-    )]))
-    .ours()
-    .secure("enforce");
+    let distrustful = Client::ours_trusting(&certs.path("selfsigned.crt"));
     distrustful.fetch(&pmcd.host(), &[LOAD]).assert_failed();
     assert!(pmcd.wait_until_idle(LOG_LIMIT));
     let user = User::new(&certs.server_conf());
