@@ -104,8 +104,23 @@ impl User {
         run_with_limit(self.command(args), CLIENT_LIMIT)
     }
 
-    /// `pcp-secure verify --root ROOT ARGS...`
+    /// `pcp-secure verify --root ROOT ARGS...`, for a pmcd running as the
+    /// user running the tests (as the tests' pmcds do, and as their key
+    /// files allow) unless ARGS name another `--service-user`; a pmcd
+    /// running as pcp is tested in cli_cert_trust.rs.
     fn verify(&self, args: &[&str]) -> Run {
+        let me = user_name();
+        let mut all = vec![];
+        if !args.contains(&"--service-user") {
+            all.extend_from_slice(&["--service-user", &me]);
+        }
+        all.extend_from_slice(args);
+        self.verify_for_default_user(&all)
+    }
+
+    /// `pcp-secure verify --root ROOT ARGS...`, pmcd's user left to verify's
+    /// default (pcp, as root).
+    fn verify_for_default_user(&self, args: &[&str]) -> Run {
         let root = self.root();
         let mut all = vec!["verify", "--root", root.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -1390,7 +1405,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     }
     chown(Path::new(&pw), "pcp");
     let user = User::new(&db.conf(true, &[]));
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_check(
         &run,
         "server NSS database",
@@ -1408,7 +1423,7 @@ fn verify_reads_the_collector_database_as_pcp() {
 
     // A password file of root's: pcp may not use it.
     chown(Path::new(&pw), "root");
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
@@ -1425,7 +1440,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     for f in ["cert9.db", "key4.db"] {
         chown(&db.db_dir().join(f), "root");
     }
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
