@@ -335,11 +335,12 @@ impl ClientContext {
         })
     }
 
-    /// What a connection to `host` would decide about `chain` (leaf first),
-    /// without asking anyone and without saving anything.
+    /// What a connection to `host` on `port` would decide about `chain`
+    /// (leaf first), without asking anyone and without saving anything.
     pub fn judge(
         &self,
         host: &str,
+        port: Option<u16>,
         chain: &[CertificateDer<'static>],
     ) -> Result<verify::Assessment> {
         let (leaf, rest) = chain
@@ -355,16 +356,19 @@ impl ClientContext {
             self.provider.clone(),
             self.anchors.clone(),
             host,
+            port,
         );
         Ok(verifier.assess(leaf, rest, &name, &[], UnixTime::now()))
     }
 
-    /// From now on, connections to `host` never offer to resume a session
-    /// (stock pmcd and pmproxy abort every resumption attempt with a fatal
-    /// `internal_error` alert). Returns false when that was already so.
-    pub(crate) fn stop_resuming(&self, host: &str) -> bool {
+    /// From now on, connections to `host` on `port` never offer to resume
+    /// a session (stock pmcd and pmproxy abort every resumption attempt
+    /// with a fatal `internal_error` alert). Returns false when that was
+    /// already so.
+    pub(crate) fn stop_resuming(&self, host: &str, port: Option<u16>) -> bool {
+        let key = crate::trust::store::server_key(host, port);
         let mut per_host = lock(&self.per_host);
-        let Some(config) = per_host.get(host) else {
+        let Some(config) = per_host.get(&key) else {
             return false;
         };
         if !config.1 {
@@ -372,7 +376,7 @@ impl ClientContext {
         }
         let mut config = (*config.0).clone();
         config.resumption = Resumption::disabled();
-        per_host.insert(host.to_string(), (Arc::new(config), false));
+        per_host.insert(key, (Arc::new(config), false));
         true
     }
 
@@ -381,18 +385,21 @@ impl ClientContext {
         self.identity.is_some()
     }
 
-    /// A new client connection to `name` (`host` as the user typed it),
-    /// with the scope in which this handshake's verifier and resolver record
-    /// what they learn (keep it until the handshake is over).
+    /// A new client connection to `name` (`host` as the user typed it, on
+    /// `port` when known: the configuration, its verifier and the trust
+    /// store entry are per host and port), with the scope in which this
+    /// handshake's verifier and resolver record what they learn (keep it
+    /// until the handshake is over).
     pub(crate) fn connection(
         &self,
         name: ServerName<'static>,
         host: &str,
+        port: Option<u16>,
     ) -> Result<(ClientConnection, verify::HandshakeScope)> {
         let config = {
             let mut per_host = lock(&self.per_host);
             per_host
-                .entry(host.to_string())
+                .entry(crate::trust::store::server_key(host, port))
                 .or_insert_with(|| {
                     let mut config = (*self.base).clone();
                     config.client_auth_cert_resolver = Arc::new(Identity {
@@ -404,6 +411,7 @@ impl ClientContext {
                             self.provider.clone(),
                             self.anchors.clone(),
                             host,
+                            port,
                         ),
                     ));
                     (Arc::new(config), true)

@@ -1,15 +1,17 @@
 //! Local users: the one pmcd runs as (`verify --service-user`, `cert
-//! server`'s key group), and acting as one for a while (`as_user`):
-//! files are then read and written with exactly that user's rights, by
-//! the kernel's own rules (owner, groups, ACLs), as pmcd reads them
-//! after it drops to its user.
+//! server`'s key group) and the owner of a trust store (`trust --user`),
+//! and acting as one of them for a while (`as_user`): files are then read
+//! and written with exactly that user's rights, by the kernel's own rules
+//! (owner, groups, ACLs), as pmcd reads them after it drops to its user.
 
 use std::ffi::CString;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 
 use pcp_secure::api::nssdb::password;
 
-/// A local user: pmcd's (`--service-user`, by default pcp).
+/// A local user: pmcd's (`--service-user`, by default pcp), or the owner
+/// of a trust store (`trust --user`).
 #[derive(Clone, Debug)]
 pub(crate) struct ServiceUser {
     /// The login name (or the uid, for a uid without a name).
@@ -18,6 +20,8 @@ pub(crate) struct ServiceUser {
     pub(crate) uid: libc::uid_t,
     /// The primary group id.
     pub(crate) gid: libc::gid_t,
+    /// The home directory (empty when unknown).
+    pub(crate) home: std::path::PathBuf,
 }
 
 impl ServiceUser {
@@ -47,6 +51,7 @@ impl ServiceUser {
             uid: euid,
             // SAFETY: getegid has no preconditions.
             gid: unsafe { libc::getegid() },
+            home: std::path::PathBuf::new(),
         })
     }
 }
@@ -86,10 +91,18 @@ fn lookup(who: Who<'_>) -> Option<ServiceUser> {
     }
     // SAFETY: getpw*_r filled pw_name with a NUL-terminated string.
     let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    let home = if pwd.pw_dir.is_null() {
+        std::path::PathBuf::new()
+    } else {
+        // SAFETY: getpw*_r filled pw_dir with a NUL-terminated string.
+        let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+        std::path::PathBuf::from(std::ffi::OsStr::from_bytes(dir.to_bytes()))
+    };
     Some(ServiceUser {
         name: name.to_string_lossy().into_owned(),
         uid: pwd.pw_uid,
         gid: pwd.pw_gid,
+        home,
     })
 }
 

@@ -848,6 +848,214 @@ fn trust_add_list_show_remove_round_trip() {
     );
 }
 
+/// Issue 16, point 5: `trust add HOST:PORT` fetches a live pmcd's
+/// certificate (the PCP exchange and a TLS handshake), shows its
+/// fingerprints and saves it only when told (`--yes`; without a terminal
+/// nobody is asked). Two pmcds on one host with different self-signed
+/// certificates get one entry each, and a client trusts each on its own
+/// port without a question, whatever the case of the host name. A removed
+/// entry makes the client refuse again, saying to run `trust add
+/// HOST:PORT`. `--user pcp` (as root) writes a store owned by pcp, which
+/// pminfo running as pcp then uses.
+#[test]
+fn trust_add_fetches_live_servers_per_port_and_for_another_user() {
+    let certs = Certs::new();
+    let one = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned"))
+        .start();
+    let two = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned2"))
+        .start();
+    let (first, second) = (
+        openssl_sha256(Path::new(&certs.path("selfsigned.crt"))),
+        openssl_sha256(Path::new(&certs.path("selfsigned2.crt"))),
+    );
+    assert_ne!(first, second);
+    let user = User::new();
+    let key_one = format!("localhost:{}", one.port());
+    let key_two = format!("localhost:{}", two.port());
+
+    // No terminal, no --yes: shown, not saved.
+    let run = user.trust(&["add", &key_one]);
+    run.assert_failed();
+    assert!(
+        run.stdout
+            .contains(&format!("SHA256 fingerprint is {first}")),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stderr.contains("--yes"), "{}", run.describe());
+    assert!(!user.store().exists(), "{}", run.describe());
+
+    let run = user.trust(&["add", &key_one, "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains(&format!("SHA256 fingerprint is {first}")),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stdout.contains(&format!("trusted for {key_one} in ")),
+        "{}",
+        run.describe()
+    );
+    let upper = format!("LOCALHOST:{}", two.port());
+    user.trust(&["add", &upper, "--yes"]).assert_ok();
+    let entries = pcp_secure::api::trust::TrustStore::in_dir(user.db())
+        .load()
+        .unwrap();
+    let hosts: Vec<&str> = entries.iter().map(|e| e.host.as_str()).collect();
+    assert_eq!(hosts, [key_one.as_str(), key_two.as_str()]);
+    let run = user.trust(&["show", &key_two]);
+    run.assert_ok();
+    assert!(run.stdout.contains(&second), "{}", run.describe());
+
+    let client = Client::new("")
+        .ours()
+        .secure("enforce")
+        .env("PCP_SECURE_DB_PATH", s(&user.db()));
+    for host in [
+        key_one.clone(),
+        key_two.clone(),
+        format!("LocalHost:{}", one.port()),
+    ] {
+        let run = client.fetch(&host, &[LOAD]);
+        assert_load_values(&run);
+        assert!(run.pcp_secure_lines().is_empty(), "{}", run.describe());
+    }
+
+    user.trust(&["remove", &key_two]).assert_ok();
+    let run = client.fetch(&key_two, &[LOAD]);
+    run.assert_failed();
+    assert!(
+        run.stderr
+            .contains(&format!("pcp-secure trust add {key_two}`")),
+        "the refusal must say how to trust the server\n{}",
+        run.describe()
+    );
+    assert_load_values(&client.fetch(&key_one, &[LOAD]));
+
+    // Nothing to fetch: a clear error naming the server.
+    let closed = format!("127.0.0.1:{}", free_port(false));
+    let run = user.trust(&["add", &closed, "--yes"]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("cannot connect to 127.0.0.1:"),
+        "{}",
+        run.describe()
+    );
+
+    // For user pcp, as root: the store and its directory are pcp's.
+    assert!(
+        is_root(),
+        "this part writes a store for user pcp and must run as root"
+    );
+    let (pcp_uid, _) = user_ids("pcp").expect("user pcp exists");
+    let shared = tempdir("pcp-secure-cli-pcp.");
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pcp_db = shared.path().join("pcp-tls");
+    let run = user.trust(&[
+        "--user",
+        "pcp",
+        "--db",
+        s(&pcp_db),
+        "add",
+        &key_one,
+        "--yes",
+    ]);
+    run.assert_ok();
+    assert!(run.stdout.contains("of user pcp"), "{}", run.describe());
+    for path in [pcp_db.clone(), pcp_db.join(STORE_FILE)] {
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.uid(), pcp_uid, "{} must belong to pcp", path.display());
+        assert_eq!(
+            meta.mode() & 0o077,
+            0,
+            "{} is open to others",
+            path.display()
+        );
+    }
+    let conf = shared.path().join("tls.conf");
+    fs::write(&conf, "").unwrap();
+    let as_pcp = pcp_client(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid",
+            "pcp",
+            "--regid",
+            "pcp",
+            "--init-groups",
+            "--",
+            PMINFO,
+            "-h",
+            &key_one,
+            "-f",
+            LOAD,
+        ],
+        &[
+            ("PCP_TLSCONF_PATH", s(&conf)),
+            ("PCP_SECURE_DB_PATH", s(&pcp_db)),
+            ("PCP_SECURE_SOCKETS", "enforce"),
+        ],
+        true,
+    );
+    assert_load_values(&as_pcp);
+    let run = user.trust(&["--user", "pcp", "--db", s(&pcp_db), "list"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.starts_with(&format!("{key_one} ")),
+        "{}",
+        run.describe()
+    );
+}
+
+/// `add --ca` refuses a certificate that is not a CA; a CA is shown and
+/// removed by its label (`--ca`), apart from a server of the same name.
+#[test]
+fn trust_ca_entries_by_label() {
+    let certs = Certs::new();
+    let user = User::new();
+    let run = user.trust(&["add", "--ca", "site", &certs.path("server.crt")]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("is not a CA certificate") && run.stderr.contains("server.crt"),
+        "{}",
+        run.describe()
+    );
+    assert!(!user.store().exists());
+    user.trust(&["add", "--ca", "Site CA", &certs.path("ca.crt")])
+        .assert_ok();
+    user.trust(&["add", "site", &certs.path("selfsigned.crt")])
+        .assert_ok();
+    let run = user.trust(&["show", "--ca", "Site CA"]);
+    run.assert_ok();
+    assert!(run.stdout.starts_with("CA: Site CA"), "{}", run.describe());
+    let run = user.trust(&["show", "--ca", "site"]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("no CA labelled site"),
+        "{}",
+        run.describe()
+    );
+    let run = user.trust(&["remove", "--ca", "Site CA"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("removed CA \"Site CA\""),
+        "{}",
+        run.describe()
+    );
+    let run = user.trust(&["list"]);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.describe());
+    assert!(
+        run.stdout.starts_with("site "),
+        "the server entry stays\n{}",
+        run.describe()
+    );
+}
+
 #[test]
 fn trust_reports_a_corrupt_store_and_leaves_it_alone() {
     let pki = Pki::new(&["localhost"]);

@@ -588,7 +588,7 @@ fn verify_checks_the_trust_store() {
     let user = User::new(&certs.client_conf());
     let store = TrustStore::in_dir(user.trust_dir());
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.verify(&[]);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_check(
@@ -1590,16 +1590,30 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
     );
     assert!(!store.file().exists(), "probe wrote the trust store");
 
-    // Saved for localhost (what answering yes in pminfo does).
+    // Saved for localhost without a port, as earlier versions saved
+    // every entry: still trusted on this port, being this very certificate.
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_eq!(
         trust_line(&run),
         format!(
-            "trust: trusted (saved in {} for host localhost)",
+            "trust: trusted (saved in {} for localhost, whose entry holds this very certificate)",
             store.file().display()
+        )
+    );
+    // Saved for localhost on this port (what answering yes in pminfo does).
+    assert!(store.remove("localhost", None).unwrap());
+    store.save("localhost", Some(pmcd.port()), &der[0]).unwrap();
+    let run = user.probe(&host);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_eq!(
+        trust_line(&run),
+        format!(
+            "trust: trusted (saved in {} for localhost:{})",
+            store.file().display(),
+            pmcd.port()
         )
     );
     // Saved for one name only.
@@ -1613,7 +1627,9 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
 
     // Another certificate saved for the host: changed.
     let other = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned2.crt")).unwrap();
-    store.save("localhost", &other[0]).unwrap();
+    store
+        .save("localhost", Some(pmcd.port()), &other[0])
+        .unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 3, "{}", run.describe());
     let trust = trust_line(&run);
