@@ -390,8 +390,12 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
             block.push_str(trimmed);
             block.push('\n');
             if trimmed == "-----END CERTIFICATE-----" {
-                let der = CertificateDer::from_pem_slice(block.as_bytes())
-                    .map_err(|e| format!("line {start}: broken PEM certificate ({e})"))?;
+                let der = CertificateDer::from_pem_slice(block.as_bytes()).map_err(|e| {
+                    format!(
+                        "line {start}: broken PEM certificate ({})",
+                        crate::tls::certs::pem_problem(&e)
+                    )
+                })?;
                 let (host, ca) = host.take().ok_or_else(|| {
                     format!("line {start}: certificate without a \"# host:\" or \"# ca:\" line")
                 })?;
