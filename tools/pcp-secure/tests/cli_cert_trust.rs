@@ -1012,6 +1012,60 @@ fn trust_add_fetches_live_servers_per_port_and_for_another_user() {
     );
 }
 
+/// At a terminal, `trust add HOST:PORT` asks after showing the
+/// certificate: "n" saves nothing, "y" saves it (a pty: tests/peers/pty_run.py).
+#[test]
+fn trust_add_asks_at_a_terminal() {
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned"))
+        .start();
+    let user = User::new();
+    let key = format!("localhost:{}", pmcd.port());
+    let at_terminal = |answer: &str| {
+        let transcript = user.home.path().join("transcript");
+        let mut cmd = Command::new("python3");
+        cmd.arg(manifest_dir().join("tests/peers/pty_run.py"))
+            .args(["--timeout", "60", "--no-wait-raw", "--transcript"])
+            .arg(&transcript)
+            .args(["--env", &format!("PCP_SECURE_DB_PATH={}", s(&user.db()))])
+            .args([
+                "--expect",
+                "Trust this certificate for localhost:[0-9]+ in .*\\(y/n\\)\\? ",
+            ])
+            .args([
+                "--send",
+                answer,
+                "--",
+                env!("CARGO_BIN_EXE_pcp-secure"),
+                "trust",
+                "add",
+                &key,
+            ]);
+        let run = run_with_limit(cmd, TOOL_LIMIT);
+        let shown = fs::read_to_string(&transcript).unwrap_or_default();
+        (run, shown)
+    };
+    let fingerprint = openssl_sha256(Path::new(&certs.path("selfsigned.crt")));
+    let (run, shown) = at_terminal("n\n");
+    assert_eq!(run.stdout.trim(), "exit 1", "{}\n{shown}", run.describe());
+    assert!(
+        shown.contains(&format!("SHA256 fingerprint is {fingerprint}")),
+        "{shown}"
+    );
+    assert!(shown.contains("not trusted: nothing saved"), "{shown}");
+    assert!(!user.store().exists(), "{shown}");
+    let (run, shown) = at_terminal("y\n");
+    assert_eq!(run.stdout.trim(), "exit 0", "{}\n{shown}", run.describe());
+    assert!(shown.contains(&format!("trusted for {key} in ")), "{shown}");
+    let entries = pcp_secure::api::trust::TrustStore::in_dir(user.db())
+        .load()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].host, key);
+}
+
 /// `add --ca` refuses a certificate that is not a CA; a CA is shown and
 /// removed by its label (`--ca`), apart from a server of the same name.
 #[test]
