@@ -23,7 +23,10 @@ pub mod certs {
 /// certificate descriptions.
 pub mod trust {
     pub use crate::trust::certinfo::{sha256, CertInfo};
-    pub use crate::trust::store::{parse as parse_trust_store, Entry, TrustStore};
+    pub use crate::trust::store::{
+        entry_key, parse as parse_trust_store, server_key, split_host_port, Entry, TrustStore,
+        DEFAULT_PORT,
+    };
     pub use crate::trust::verify::{
         is_name_mismatch, is_untrusted_issuer, name_check, out_of_date, webpki, Assessment,
         HandshakeScope, Why,

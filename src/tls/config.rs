@@ -208,6 +208,10 @@ pub(crate) mod env {
     pub(crate) fn debug() -> bool {
         var("PCP_SECURE_DEBUG").is_some_and(|v| v != "0")
     }
+    /// `PCP_SECURE_DEBUG` as set (to warn about values other than 0 and 1).
+    pub(crate) fn debug_value() -> Option<String> {
+        var("PCP_SECURE_DEBUG").map(|v| v.to_string_lossy().into_owned())
+    }
     /// `PCP_TLS_KEYLOG`: the file to append TLS secrets to (tests only).
     pub(crate) fn keylog() -> Option<PathBuf> {
         var("PCP_TLS_KEYLOG").map(PathBuf::from)
@@ -402,6 +406,27 @@ pub(crate) fn check_secure_sockets() {
     }
 }
 
+/// Warns, once, when `PCP_SECURE_DEBUG` is neither "0" nor "1" (it is
+/// then taken as on, as documented: anything but "" or "0").
+pub(crate) fn check_debug() {
+    let Some(value) = env::debug_value() else {
+        return;
+    };
+    if let Some(text) = debug_problem(&value) {
+        once("PCP_SECURE_DEBUG", || crate::log::warning!("{text}"));
+    }
+}
+
+/// What is wrong with a `PCP_SECURE_DEBUG` value, if anything.
+fn debug_problem(value: &str) -> Option<String> {
+    match value {
+        "0" | "1" => None,
+        other => Some(format!(
+            "PCP_SECURE_DEBUG=\"{other}\" is neither 0 nor 1; it is taken as 1 (debug messages on)"
+        )),
+    }
+}
+
 /// What is wrong with a `PCP_SECURE_SOCKETS` value, if anything.
 fn secure_sockets_problem(value: &str) -> Option<String> {
     match value {
@@ -415,6 +440,19 @@ fn secure_sockets_problem(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_values_other_than_0_and_1_are_named() {
+        assert_eq!(debug_problem("0"), None);
+        assert_eq!(debug_problem("1"), None);
+        for odd in ["yes", "2", "true", "on"] {
+            let text = debug_problem(odd).expect(odd);
+            assert!(
+                text.contains(&format!("\"{odd}\"")) && text.contains("taken as 1"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn secure_sockets_values_libpcp_reads_as_off_are_named() {

@@ -22,7 +22,7 @@ use crate::tls::redial::{redial, Preamble};
 use crate::tls::session::{table, Session};
 use crate::tls::store::{store, ClientContext};
 use crate::tls::transport::{
-    self, await_verdict, drive, local_host_name, peer_address, Deadline, Failure,
+    self, await_verdict, drive, local_host_name, peer_address, peer_port, Deadline, Failure,
 };
 
 /// Client side: read the server's status (when it sends one), verify the
@@ -62,6 +62,7 @@ pub(crate) fn https_client(fd: RawFd, host: &str) -> Result<()> {
                 &ctx,
                 Target {
                     name: &name,
+                    port: peer_port(fd),
                     service: "pmproxy",
                     conf: &conf,
                     preamble: Preamble::None,
@@ -105,6 +106,12 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     }
     let target = Target {
         name,
+        // Through pmproxy's relay the socket's port is pmproxy's, not pmcd's.
+        port: if config::env::through_pmproxy() {
+            None
+        } else {
+            peer_port(fd)
+        },
         service: "pmcd",
         conf: &conf,
         preamble: Preamble::Pcp { flags },
@@ -117,6 +124,8 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
 struct Target<'a> {
     /// The host name to verify, as typed.
     name: &'a str,
+    /// The server's port, when known (trust store entries are per port).
+    port: Option<u16>,
     /// "pmcd" or "pmproxy", for messages.
     service: &'static str,
     /// The client's tls.conf, for advice.
@@ -138,7 +147,7 @@ fn upgrade(
 ) -> Result<()> {
     match tls_client(fd, ctx, target, timeout, deadline) {
         Err(Attempt::ResumptionRefused) => {
-            ctx.stop_resuming(target.name);
+            ctx.stop_resuming(target.name, target.port);
             log::debug!(
                 "{} on host \"{}\" refused to resume a TLS session (stock PCP does); connecting again with a full handshake, and sessions with it are no longer resumed",
                 target.service,
@@ -196,7 +205,7 @@ fn tls_client(
             "host name \"{name}\" cannot be checked against a certificate ({e})"
         ))
     })?;
-    let (conn, scope) = ctx.connection(server_name, name)?;
+    let (conn, scope) = ctx.connection(server_name, name, target.port)?;
     let mut conn = Connection::Client(conn);
     let mut peer = Peer {
         role: Role::Client,

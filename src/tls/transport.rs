@@ -378,6 +378,28 @@ pub(crate) fn peer_of(fd: RawFd) -> Result<(libc::sockaddr_storage, libc::sockle
     Ok((addr, len))
 }
 
+/// The peer's TCP port; `None` for a unix socket or when unknown.
+pub(crate) fn peer_port(fd: RawFd) -> Option<u16> {
+    let (storage, _) = peer_of(fd).ok()?;
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            Some(u16::from_be(sin.sin_port))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(u16::from_be(sin6.sin6_port))
+        }
+        _ => None,
+    }
+}
+
 /// "ADDRESS:PORT" of the peer, or "fd N" when unknown.
 pub(crate) fn peer_address(fd: RawFd) -> String {
     let Ok((storage, _)) = peer_of(fd) else {

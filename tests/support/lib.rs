@@ -259,6 +259,17 @@ pub fn stop_child(child: &mut Option<Child>, grace: Duration) {
     let _ = child.wait();
 }
 
+/// The uid and primary gid of user `name`.
+pub fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let out = Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
 /// The name of the user the tests run as.
 pub fn user_name() -> String {
     let out = Command::new("id").arg("-un").output().expect("id runs");
@@ -777,6 +788,7 @@ pub struct PmcdBuilder {
     extra_env: Vec<(String, String)>,
     ipv6: bool,
     mmv: bool,
+    user: Option<String>,
 }
 
 impl PmcdBuilder {
@@ -784,6 +796,13 @@ impl PmcdBuilder {
     /// PCP_TMP_DIR (libpcp_secure's TLS metrics: `mmv.pcp_secure.pmcd`).
     pub fn mmv(mut self, yes: bool) -> Self {
         self.mmv = yes;
+        self
+    }
+    /// Run pmcd as `user` (through `setpriv`, from the start, as a pmcd
+    /// started by root is once it dropped to its -U user): its directory
+    /// is given to that user; the tests must run as root.
+    pub fn run_as(mut self, user: &str) -> Self {
+        self.user = Some(user.to_string());
         self
     }
     /// LD_PRELOAD libpcp_secure into pmcd.
@@ -873,6 +892,17 @@ impl Pmcd {
             &dir.path().join("tls.conf"),
             opts.tls_conf.as_deref().unwrap_or(""),
         );
+        if let Some(user) = &opts.user {
+            let (uid, gid) =
+                user_ids(user).unwrap_or_else(|| panic!("no user \"{user}\" to run pmcd as"));
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+            }
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+            // Its PCP_TMP_DIR's mmv directory, where the TLS metrics go.
+            std::os::unix::fs::chown(dir.path().join("tmp").join("mmv"), Some(uid), Some(gid))
+                .unwrap();
+        }
 
         let mut pmcd = Pmcd {
             child: None,
@@ -913,7 +943,22 @@ impl Pmcd {
         for f in ["pmcd.log", "pmcd.stdout", "pmcd.stderr", "pmcd.socket"] {
             let _ = std::fs::remove_file(self.file(f));
         }
-        let mut cmd = Command::new(PMCD);
+        let mut cmd = match &self.opts.user {
+            Some(user) => {
+                let mut cmd = Command::new("/usr/bin/setpriv");
+                cmd.args([
+                    "--reuid",
+                    user,
+                    "--regid",
+                    user,
+                    "--init-groups",
+                    "--",
+                    PMCD,
+                ]);
+                cmd
+            }
+            None => Command::new(PMCD),
+        };
         base_env(&mut cmd);
         cmd.env("PCP_TLSCONF_PATH", self.file("tls.conf"));
         cmd.env("PCP_TMP_DIR", self.file("tmp"));

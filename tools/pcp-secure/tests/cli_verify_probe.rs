@@ -104,8 +104,23 @@ impl User {
         run_with_limit(self.command(args), CLIENT_LIMIT)
     }
 
-    /// `pcp-secure verify --root ROOT ARGS...`
+    /// `pcp-secure verify --root ROOT ARGS...`, for a pmcd running as the
+    /// user running the tests (as the tests' pmcds do, and as their key
+    /// files allow) unless ARGS name another `--service-user`; a pmcd
+    /// running as pcp is tested in cli_cert_trust.rs.
     fn verify(&self, args: &[&str]) -> Run {
+        let me = user_name();
+        let mut all = vec![];
+        if !args.contains(&"--service-user") {
+            all.extend_from_slice(&["--service-user", &me]);
+        }
+        all.extend_from_slice(args);
+        self.verify_for_default_user(&all)
+    }
+
+    /// `pcp-secure verify --root ROOT ARGS...`, pmcd's user left to verify's
+    /// default (pcp, as root).
+    fn verify_for_default_user(&self, args: &[&str]) -> Run {
         let root = self.root();
         let mut all = vec!["verify", "--root", root.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -573,7 +588,7 @@ fn verify_checks_the_trust_store() {
     let user = User::new(&certs.client_conf());
     let store = TrustStore::in_dir(user.trust_dir());
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.verify(&[]);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_check(
@@ -1390,7 +1405,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     }
     chown(Path::new(&pw), "pcp");
     let user = User::new(&db.conf(true, &[]));
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_check(
         &run,
         "server NSS database",
@@ -1408,7 +1423,7 @@ fn verify_reads_the_collector_database_as_pcp() {
 
     // A password file of root's: pcp may not use it.
     chown(Path::new(&pw), "root");
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
@@ -1425,7 +1440,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     for f in ["cert9.db", "key4.db"] {
         chown(&db.db_dir().join(f), "root");
     }
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
@@ -1575,16 +1590,30 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
     );
     assert!(!store.file().exists(), "probe wrote the trust store");
 
-    // Saved for localhost (what answering yes in pminfo does).
+    // Saved for localhost without a port, as earlier versions saved
+    // every entry: still trusted on this port, being this very certificate.
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_eq!(
         trust_line(&run),
         format!(
-            "trust: trusted (saved in {} for host localhost)",
+            "trust: trusted (saved in {} for localhost, whose entry holds this very certificate)",
             store.file().display()
+        )
+    );
+    // Saved for localhost on this port (what answering yes in pminfo does).
+    assert!(store.remove("localhost", None).unwrap());
+    store.save("localhost", Some(pmcd.port()), &der[0]).unwrap();
+    let run = user.probe(&host);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_eq!(
+        trust_line(&run),
+        format!(
+            "trust: trusted (saved in {} for localhost:{})",
+            store.file().display(),
+            pmcd.port()
         )
     );
     // Saved for one name only.
@@ -1598,7 +1627,9 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
 
     // Another certificate saved for the host: changed.
     let other = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned2.crt")).unwrap();
-    store.save("localhost", &other[0]).unwrap();
+    store
+        .save("localhost", Some(pmcd.port()), &other[0])
+        .unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 3, "{}", run.describe());
     let trust = trust_line(&run);

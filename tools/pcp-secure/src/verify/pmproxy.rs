@@ -478,7 +478,9 @@ fn https(
                 );
                 return;
             }
-            _ => ServerContext::build(&effective).map(drop),
+            // As the user pmproxy runs as (it drops to it, as pmcd does).
+            _ => nss::as_user(&c.user, || ServerContext::build(&effective).map(drop))
+                .unwrap_or_else(|_| ServerContext::build(&effective).map(drop)),
         }
     } else {
         match nss::as_user(&c.user, || ServerContext::build(&effective).map(drop)) {
