@@ -175,6 +175,9 @@ impl Pmcd {
         )
         .unwrap();
         std::fs::write(dir.path().join("tls.conf"), tls_conf).unwrap();
+        // A PCP_TMP_DIR of its own: the library's TLS metrics never go to
+        // the system's.
+        std::fs::create_dir_all(dir.path().join("tmp").join("mmv")).unwrap();
         let f = |n: &str| dir.path().join(n);
         let mut last = String::new();
         for _ in 0..5 {
@@ -184,7 +187,8 @@ impl Pmcd {
                 .env("PATH", "/usr/bin:/bin")
                 .env("HOME", dir.path())
                 .env("LC_ALL", "C")
-                .env("PCP_TLSCONF_PATH", f("tls.conf"));
+                .env("PCP_TLSCONF_PATH", f("tls.conf"))
+                .env("PCP_TMP_DIR", f("tmp"));
             for (k, v) in env {
                 cmd.env(k, v);
             }
