@@ -91,8 +91,10 @@ int __pmSecureServerHandshake(int fd, int flags, __pmHashCtl *attrs);
  * pmcd then goes on serving plain connections.
  *
  * A program that links libssl itself (pmproxy) uses the result as an
- * OpenSSL `SSL_CTX`: it gets libpcp's own context instead, untouched,
- * and its server TLS stays libpcp's.
+ * OpenSSL `SSL_CTX` with the `SSL_*` functions of [`super::ssl`]: its
+ * HTTPS is then served by rustls. If it imports an `SSL_*` function
+ * the library does not define, it gets libpcp's own context instead,
+ * untouched, and its server TLS stays libpcp's.
  *
  * # Safety
  * `tls` is NULL or a valid `__pmSecureConfig` whose fields are NULL or
@@ -104,8 +106,8 @@ void *__pmSecureServerInit(__pmSecureConfig *tls);
  * libpcp's `tls.conf` reader, extended: when the file sets `tls-nssdb`
  * but not `tls-cert-file`, `certfile` is set to the database (pmcd offers
  * TLS only when `certfile` is set), so that an unchanged pmcd serves TLS
- * from an NSS database (not in a program that links libssl itself, whose
- * server TLS stays libpcp's). Returns libpcp's result, or `-ENOSYS` when
+ * from an NSS database (not in a program whose server TLS stays
+ * libpcp's, see `__pmSecureServerInit`). Returns libpcp's result, or `-ENOSYS` when
  * libpcp is not loaded.
  *
  * # Safety
@@ -235,8 +237,11 @@ int __pmSecureSocketsError(int code);
 int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struct timeval *timeout);
 
 /**
- * The library's version and the rustls version it was built with, for
- * example "libpcp_secure 1.0.0 (rustls 0.23.46)". Never NULL.
+ * The library's version, the rustls version it was built with and its
+ * crypto module, for example "libpcp_secure 1.1.0 (rustls 0.23.46,
+ * aws-lc-rs 1.19.0)", or "libpcp_secure 1.1.0 (rustls 0.23.46,
+ * aws-lc-rs 1.19.0, FIPS 140-3 module aws-lc-fips-sys 0.14.4)" for the
+ * FIPS build. Never NULL.
  *
  * # Safety
  * No pointers are involved; the result is a static string.
@@ -244,7 +249,8 @@ int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struc
 const char *pcp_secure_version(void);
 
 /**
- * Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384") into
+ * Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384
+ * X25519MLKEM768": version, suite, key-exchange group) into
  * `buf` (NUL-terminated, truncated to `buflen`). Returns 1 for a TLS
  * descriptor, 0 for a plain one, `-EINVAL` for a bad buffer.
  *

@@ -40,6 +40,9 @@ pub struct ServerContext {
     verify_clients: bool,
     /// The certificate served (the chain's first).
     leaf: Option<CertificateDer<'static>>,
+    /// The key exchange and crypto module, for the log ("key exchange
+    /// X25519MLKEM768:X25519:..., AWS-LC (not FIPS)").
+    crypto: String,
 }
 
 impl ServerContext {
@@ -81,6 +84,7 @@ impl ServerContext {
             if let Some(key_log) = &key_log {
                 config.key_log = key_log.clone();
             }
+            suites::check_fips(conf, config.fips(), "server")?;
             Ok(Arc::new(config))
         };
         let verifier = |roots: RootCertStore,
@@ -124,6 +128,7 @@ impl ServerContext {
             required,
             verify_clients: conf.verify_clients(),
             leaf: identity.cert.first().cloned(),
+            crypto: suites::summary(&provider),
         })
     }
 
@@ -166,6 +171,12 @@ impl ServerContext {
     /// True when `tls-verify-clients = true` was configured.
     pub(crate) fn verify_clients(&self) -> bool {
         self.verify_clients
+    }
+
+    /// The key-exchange groups and crypto module the server uses, as the
+    /// log states them.
+    pub fn crypto(&self) -> &str {
+        &self.crypto
     }
 }
 
@@ -214,6 +225,9 @@ pub struct ClientContext {
     pub trust_source: String,
     /// The `tls.conf` the context was built from, if any.
     pub conf_path: Option<PathBuf>,
+    /// The key exchange and crypto module ("key exchange
+    /// X25519MLKEM768:X25519:..., AWS-LC (not FIPS)").
+    pub crypto: String,
 }
 
 /// Our client certificate (if any); records in the current handshake's
@@ -311,6 +325,7 @@ impl ClientContext {
             .with_custom_certificate_verifier(webpki.clone())
             .with_no_client_auth();
         let mut base = base;
+        suites::check_fips(conf, base.fips(), "client")?;
         if let Some(key_log) = crate::tls::keylog::from_env() {
             base.key_log = key_log;
         }
@@ -326,12 +341,13 @@ impl ClientContext {
         Ok(ClientContext {
             base: Arc::new(base),
             webpki,
-            provider,
+            provider: provider.clone(),
             anchors: Arc::new(anchors),
             identity,
             per_host: Mutex::new(HashMap::new()),
             trust_source,
             conf_path,
+            crypto: suites::summary(&provider),
         })
     }
 
@@ -601,9 +617,10 @@ impl Store {
     fn install(&self, conf: TlsConf) -> Result<Arc<ServerContext>> {
         let ctx = ServerContext::build(&conf)?;
         log::info!(
-            "{} serving TLS 1.2/1.3 with {}",
+            "{} serving TLS 1.2/1.3 with {}; {}",
             crate::ffi::version_str(),
-            identity_source(&conf)
+            identity_source(&conf),
+            ctx.crypto
         );
         if let Some(warning) = ctx.expiry_warning() {
             log::warning!("{warning}");
@@ -709,7 +726,11 @@ impl Store {
                 }
             })?,
         );
-        log::debug!("client TLS context built; trusting {}", ctx.trust_source);
+        log::debug!(
+            "client TLS context built; trusting {}; {}",
+            ctx.trust_source,
+            ctx.crypto
+        );
         *guard = Some((stamp, ctx.clone()));
         Ok(ctx)
     }

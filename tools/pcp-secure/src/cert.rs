@@ -2,8 +2,8 @@
 //! (collector) and client (monitor) certificates it issues, as PEM files
 //! ready for tls.conf — what PCP's guide does with openssl and certutil.
 //!
-//! Keys are ECDSA (P-256, or P-384 on request): the ring backend cannot
-//! generate RSA keys. A CA made elsewhere can sign too, if its key is an
+//! Keys are ECDSA (P-256, or P-384 on request; small, fast, and what PCP's
+//! guide recommends). A CA made elsewhere can sign too, if its key is an
 //! unencrypted PKCS#8 PEM (ECDSA, Ed25519 or RSA).
 //!
 //! Files are created with their final mode (keys 0600, certificates 0644)
@@ -565,7 +565,7 @@ fn check_issued(der: &CertificateDer<'_>, ca: &Ca) -> Result<()> {
             issuer.subject()
         )));
     }
-    leaf.verify_signature(Some(issuer.public_key()))
+    pcp_secure::api::trust::signed_by(der, &ca.der)
         .map_err(|e| failed(format!("bad signature ({e})")))
 }
 
@@ -579,9 +579,9 @@ fn generate(key_type: KeyType) -> Result<KeyPair> {
 
 /// A random positive 128-bit serial number.
 fn serial() -> Result<SerialNumber> {
-    use ring::rand::SecureRandom;
+    use aws_lc_rs::rand::SecureRandom;
     let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
+    aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| "cannot get random bytes for a serial number".to_string())?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
