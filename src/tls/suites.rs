@@ -310,6 +310,20 @@ mod tests {
         assert_eq!(module(false), "AWS-LC (not FIPS)");
     }
 
+    /// The default build's AWS-LC has no CPU-jitter entropy source
+    /// (`AWS_LC_SYS_NO_JITTER_ENTROPY` in .cargo/config.toml): with it, the
+    /// first random number of every process that loads the library costs
+    /// about 25 ms of CPU. Its DRBG is seeded from getrandom(2) instead.
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn default_build_seeds_from_the_os_without_cpu_jitter() {
+        assert!(
+            ::aws_lc_rs::try_fips_cpu_jitter_entropy().is_err(),
+            "AWS-LC was built with its CPU-jitter entropy source: cargo did not apply \
+             AWS_LC_SYS_NO_JITTER_ENTROPY=1 from .cargo/config.toml (or the environment set it to 0)"
+        );
+    }
+
     #[cfg(feature = "fips")]
     #[test]
     fn fips_mode_allows_only_approved_algorithms() {
