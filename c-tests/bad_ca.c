@@ -11,7 +11,9 @@
  *      on the server's certificate: PM_ERR_TLS;
  *   3. the server requires a client certificate (PDU_FLAG_CERT_REQD) and the
  *      client has none: PM_ERR_NEEDCLIENTCERT.
- * In every case the server's handshake returns a negative status too, the
+ * In every case the server's handshake, begun by __pmSecureServerHandshake
+ * (which returns 0: the handshake goes on as the client's bytes arrive) and
+ * completed by the server's first __pmRecv, fails too (negative), the
  * failed descriptor refuses to carry plaintext afterwards, and nothing
  * waits for a time-out: the handshake time-out is set to HANDSHAKE_TIMEOUT
  * seconds, so a handshake that waited for it takes that long, and one that
@@ -70,8 +72,10 @@ static int server_side(int lfd, const struct scase *c)
     close(lfd);
     t0 = now_s();
     sts = __pmSecureServerHandshake(fd, c->flags, NULL);
+    check(sts == 0, "__pmSecureServerHandshake(fd, %#x, NULL) = %d (want 0: the handshake is begun)", c->flags, sts);
+    n = __pmRecv(fd, &b, 1, 0);
     dt = now_s() - t0;
-    check(sts < 0, "__pmSecureServerHandshake(fd, %#x, NULL) = %d (want < 0) after %.3fs", c->flags, sts, dt);
+    check(n < 0, "__pmRecv completes the server's handshake, which fails (%zd, want < 0) after %.3fs", n, dt);
     check(dt < PROMPT_LIMIT, "the server's handshake failed promptly, not by its %ss time-out (%.3fs)",
           HANDSHAKE_TIMEOUT, dt);
     n = __pmSend(fd, &b, 1, 0);

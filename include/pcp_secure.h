@@ -75,10 +75,13 @@ int __pmSecureClientConnect(int fd, const char *hostname);
 /**
  * Server side of the secure upgrade: validates the client's flags, sends
  * the secure-ack status before any TLS byte (non-zero, and no TLS, when
- * TLS cannot be done), accepts TLS with a bounded handshake, requiring a
- * client certificate for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or
- * `tls-verify-clients = true`, then hands SASL to libpcp. In a program
- * whose server TLS is libpcp's own (pmproxy), libpcp does it all.
+ * TLS cannot be done), and accepts TLS, requiring a client certificate
+ * for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or `tls-verify-clients = true`.
+ * The handshake is only begun here and goes on as the client's bytes
+ * arrive, through the `select` hook, unless SASL or a container
+ * attribute follow at once: then it is waited for here (bounded), and
+ * SASL is handed to libpcp. In a program whose server TLS is libpcp's
+ * own (pmproxy), libpcp does it all.
  *
  * # Safety
  * `attrs` is NULL or libpcp's attribute table for this client.

@@ -23,7 +23,10 @@ pub mod certs {
 /// certificate descriptions.
 pub mod trust {
     pub use crate::trust::certinfo::{sha256, CertInfo};
-    pub use crate::trust::store::{parse as parse_trust_store, Entry, TrustStore};
+    pub use crate::trust::store::{
+        entry_key, parse as parse_trust_store, server_key, split_host_port, Entry, TrustStore,
+        DEFAULT_PORT,
+    };
     pub use crate::trust::verify::{
         is_name_mismatch, is_untrusted_issuer, name_check, out_of_date, signed_by, webpki,
         Assessment, HandshakeScope, Why,
@@ -71,6 +74,10 @@ pub use crate::ffi::abi::{header, EXPORTS, OPENSSL_EXPORTS};
 
 /// The libpcp and libc definitions the library forwards to.
 pub use crate::interpose::next::FORWARDS;
+
+/// What an executable (pmproxy) takes from libssl, read from its ELF
+/// dynamic section and symbols.
+pub use crate::interpose::program::{ssl_use, SslUse};
 
 /// The OpenSSL functions the library calls: libssl's own for objects that
 /// are not ours, libcrypto's on the BIOs and certificates of ours.

@@ -42,6 +42,12 @@ pub const SERVER_HANDSHAKE_FLAGS: i32 = PDU_FLAG_SECURE
     | PDU_FLAG_CONTAINER
     | PDU_FLAG_CERT_REQD;
 
+/// The flags after which the server reads more from the client at once,
+/// inside TLS (SASL's exchange, pmcd's container attribute), so that the
+/// server handshake has to be complete when `__pmSecureServerHandshake`
+/// returns.
+pub const SYNC_AFTER_TLS_FLAGS: i32 = PDU_FLAG_AUTH | PDU_FLAG_CREDS_REQD | PDU_FLAG_CONTAINER;
+
 /// The flags this library consumes itself; the rest goes to libpcp.
 pub const TLS_FLAGS: i32 = PDU_FLAG_SECURE | PDU_FLAG_SECURE_ACK | PDU_FLAG_CERT_REQD;
 

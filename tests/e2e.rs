@@ -135,8 +135,9 @@ fn latin1_comment_in_client_tls_conf() {
 
 // (a3) Environment values that do not mean what they look like are named
 // in a warning: PCP_SECURE_SOCKETS values that libpcp reads as "no TLS"
-// (the connection that follows is indeed plain), and a time-out that is not
-// a number of seconds (the default is used).
+// (the connection that follows is indeed plain), a time-out that is not
+// a number of seconds (the default is used), a PCP_SECURE_DEBUG that is
+// neither 0 nor 1.
 #[test]
 fn environment_values_that_do_not_work_are_warned_about() {
     ensure_deps();
@@ -160,8 +161,15 @@ fn environment_values_that_do_not_work_are_warned_about() {
         .ours()
         .secure("enforce")
         .env("PCP_SECURE_HANDSHAKE_TIMEOUT", "soon")
+        .env("PCP_SECURE_DEBUG", "maybe")
         .fetch(&pmcd.host(), &[LOAD]);
     assert_load_values(&run);
+    assert!(
+        run.stderr
+            .contains("PCP_SECURE_DEBUG=\"maybe\" is neither 0 nor 1; it is taken as 1"),
+        "{}",
+        run.describe()
+    );
     assert!(
         run.stderr.contains(
             "PCP_SECURE_HANDSHAKE_TIMEOUT=\"soon\" is not a number of seconds (above 0, below 86400); the default is used"
@@ -183,12 +191,7 @@ fn renewed_certificate_files_are_served_without_a_restart() {
         served.path().join("pmcd.crt"),
         served.path().join("pmcd.key"),
     );
-    // As certbot and friends do: write beside, then rename over.
-    let renew = |from: &str, to: &std::path::Path| {
-        let tmp = to.with_extension("new");
-        std::fs::copy(certs.path(from), &tmp).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    };
+    let renew = |from: &str, to: &std::path::Path| support::renew_file(&certs.path(from), to);
     renew("server.crt", &crt);
     renew("server.key", &key);
     let pmcd = Pmcd::builder()

@@ -410,7 +410,7 @@ fn unknown_group_name_is_an_error_naming_the_setting() {
             .any(|l| l.starts_with("pcp_secure: error: tls-groups: ")
                 && l.contains("\"ffdhe2048\"")
                 && l.contains("X25519MLKEM768:")
-                && l.contains("TLS is off")),
+                && l.contains("TLS is configured but OFF")),
         "{log}"
     );
     let plain = Client::new("")
@@ -448,7 +448,7 @@ fn tls_fips_is_refused_by_a_build_without_the_fips_module() {
         log.lines()
             .any(|l| l.starts_with("pcp_secure: error: tls-fips = true")
                 && l.contains("without the FIPS 140-3 module")
-                && l.contains("TLS is off")),
+                && l.contains("TLS is configured but OFF")),
         "{log}"
     );
     let secure = Client::new(&certs.client_conf())

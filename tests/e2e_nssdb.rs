@@ -1138,3 +1138,51 @@ fn server_nss_settings_are_not_the_clients() {
     );
     assert_fetch_over_tls(&pmcd, &client, "localhost");
 }
+
+// A user NSS database that another user can write is not used for trust
+// decisions: the CA it trusts no longer makes the server trusted, and the
+// client says which file is at fault and how to fix it. Named explicitly
+// (tls-client-nssdb), it is an error.
+#[test]
+fn nss_database_writable_by_others_is_not_used_for_trust() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = guide000_db(None);
+    let pmcd = our_pmcd(&nssdb_conf(&db));
+    let host = pmcd.host_named("localhost");
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join(".pki").join("nssdb");
+    let home_db = NssDb::new_in(&dir, None);
+    home_db.import_from(&db, LOCAL_CA_NICK, "CT,,");
+    let home_str = home.path().to_str().unwrap();
+    let client = Client::new("")
+        .ours()
+        .secure("enforce")
+        .env("HOME", home_str);
+    assert_tls_values(&client.fetch(&host, &[LOAD]));
+
+    let cert9 = dir.join("cert9.db");
+    std::fs::set_permissions(&cert9, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = client.fetch(&host, &[LOAD]);
+    assert_refused(&run);
+    let text = run.text();
+    assert!(
+        text.contains(&format!(
+            "{} is writable by other users (mode 0666)",
+            cert9.display()
+        )) && text.contains("chmod go-w"),
+        "the client must name the file and the fix:\n{}",
+        run.describe()
+    );
+
+    let conf = tls_conf(&[("tls-client-nssdb", &format!("sql:{}", dir.display()))]);
+    let run = Client::new(&conf)
+        .ours()
+        .secure("enforce")
+        .fetch(&host, &[LOAD]);
+    assert_refused(&run);
+    assert!(
+        run.text().contains("is writable by other users"),
+        "{}",
+        run.describe()
+    );
+}

@@ -35,13 +35,20 @@ fn preloaded_pmproxy(tls_conf: &str) -> Pmproxy {
 
 /// `curl` to `path` on `proxy` over `scheme`; returns (HTTP status, body).
 fn curl(proxy: &Pmproxy, scheme: &str, path: &str, extra: &[&str]) -> (String, String) {
+    let (code, body, _) = curl_run(proxy, scheme, path, extra);
+    (code, body)
+}
+
+/// `curl` (verbose) to `path` on `proxy` over `scheme`; returns (HTTP
+/// status, body, curl's verbose output).
+fn curl_run(proxy: &Pmproxy, scheme: &str, path: &str, extra: &[&str]) -> (String, String, String) {
     let host = if scheme == "https" {
         "localhost"
     } else {
         "127.0.0.1"
     };
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
+        .args(["-sv", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
         .args(extra)
         .arg(format!("{scheme}://{host}:{}{path}", proxy.port()))
         .stdin(Stdio::null())
@@ -49,7 +56,11 @@ fn curl(proxy: &Pmproxy, scheme: &str, path: &str, extra: &[&str]) -> (String, S
         .expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.to_string(), body.to_string())
+    (
+        code.to_string(),
+        body.to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// pmproxy's tls.conf: serve HTTPS with server.crt, trust ca.crt for pmcd.
@@ -194,23 +205,9 @@ fn assert_served_by_rustls(proxy: &Pmproxy) {
     );
 }
 
-/// `curl -v` to `path` on `proxy` over HTTPS; returns (HTTP status, body,
-/// curl's verbose output).
+/// `curl -v` to `path` on `proxy` over HTTPS.
 fn curl_verbose(proxy: &Pmproxy, path: &str, extra: &[&str]) -> (String, String, String) {
-    let out = Command::new("curl")
-        .args(["-sv", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}"])
-        .args(extra)
-        .arg(format!("https://localhost:{}{path}", proxy.port()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (
-        code.to_string(),
-        body.to_string(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    curl_run(proxy, "https", path, extra)
 }
 
 /// A request that pmproxy answers without any pmcd.
@@ -694,11 +691,7 @@ fn renewed_certificate_files_are_served_by_pmproxy_without_a_restart() {
         served.path().join("proxy.crt"),
         served.path().join("proxy.key"),
     );
-    let renew = |from: &str, to: &std::path::Path| {
-        let tmp = to.with_extension("new");
-        std::fs::copy(certs.path(from), &tmp).unwrap();
-        std::fs::rename(&tmp, to).unwrap();
-    };
+    let renew = |from: &str, to: &std::path::Path| support::renew_file(&certs.path(from), to);
     renew("server.crt", &crt);
     renew("server.key", &key);
     let mut proxy = preloaded_pmproxy(&support::tls_conf(&[

@@ -544,6 +544,12 @@ fn checked_store(user: &User) -> BTreeMap<String, Entry> {
     by_host
 }
 
+/// The trust store key of `host` on `pmcd`'s port (entries are per host
+/// and port, and the tests' pmcds never listen on 44321).
+fn key(pmcd: &Pmcd, host: &str) -> String {
+    format!("{host}:{}", pmcd.port())
+}
+
 /// YYYY-MM-DDTHH:MM:SSZ
 fn is_utc_stamp(s: &str) -> bool {
     let b = s.as_bytes();
@@ -744,8 +750,14 @@ fn without_a_terminal_the_refusal_says_how_to_trust_the_server() {
     let me = support::user_name();
     for needle in [
         "nobody could be asked about the server \"localhost\"",
-        "pcp-secure trust add localhost FILE",
-        &format!("as user \"{me}\""),
+        &format!(
+            "run `pcp-secure trust add localhost:{}` as user \"{me}\"",
+            pmcd.port()
+        ),
+        &format!(
+            "`pcp-secure trust add --user {me} localhost:{}`",
+            pmcd.port()
+        ),
         &format!("trust store \"{}\"", user.store_file().display()),
     ] {
         assert!(run.stderr.contains(needle), "{needle}\n{}", run.describe());
@@ -877,7 +889,8 @@ fn prompt_yes_saves_and_next_connection_is_silent() {
     );
     let text = user.store_text();
     assert!(
-        text.lines().any(|l| l == "# host: localhost"),
+        text.lines()
+            .any(|l| l == format!("# host: {}", key(&pmcd, "localhost"))),
         "{}",
         user.store_describe()
     );
@@ -889,7 +902,7 @@ fn prompt_yes_saves_and_next_connection_is_silent() {
     );
     let store = checked_store(&user);
     assert_eq!(store.len(), 1, "{}", user.store_describe());
-    let e = &store["localhost"];
+    let e = &store[&key(&pmcd, "localhost")];
     assert_eq!(
         e.pem,
         cert_pem(&certs, "selfsigned"),
@@ -1036,7 +1049,10 @@ fn invalid_keys_three_times_means_no() {
     );
     let store = checked_store(&user);
     assert_eq!(store.len(), 1, "{}", user.store_describe());
-    assert_eq!(store["localhost"].pem, cert_pem(&certs, "selfsigned"));
+    assert_eq!(
+        store[&key(&pmcd, "localhost")].pem,
+        cert_pem(&certs, "selfsigned")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1179,9 +1195,10 @@ fn allow_server_self_cert_env_accepts_and_saves() {
     assert_eq!(mode(&user.store_file()), 0o600);
     let store = checked_store(&user);
     assert_eq!(store.len(), 1, "{}", user.store_describe());
-    assert_eq!(store["localhost"].pem, cert_pem(&certs, "selfsigned"));
+    let localhost = key(&pmcd, "localhost");
+    assert_eq!(store[&localhost].pem, cert_pem(&certs, "selfsigned"));
     assert_eq!(
-        store["localhost"].field("sha256"),
+        store[&localhost].field("sha256"),
         cert_fingerprint(&certs, "selfsigned", "sha256")
     );
 
@@ -1199,8 +1216,8 @@ fn allow_server_self_cert_env_accepts_and_saves() {
     assert_load_values(&run);
     let store = checked_store(&user);
     assert_eq!(
-        store.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["127.0.0.1", "localhost"],
+        store.keys().cloned().collect::<Vec<_>>(),
+        [key(&pmcd, "127.0.0.1"), localhost.clone()],
         "{}",
         user.store_describe()
     );
@@ -1218,7 +1235,10 @@ fn allow_server_self_cert_env_accepts_and_saves() {
     let home_store = user.home_store_file();
     let text = std::fs::read_to_string(&home_store)
         .unwrap_or_else(|e| panic!("{}: {e}\n{}", home_store.display(), run.describe()));
-    assert!(text.lines().any(|l| l == "# host: localhost"), "{text}");
+    assert!(
+        text.lines().any(|l| l == format!("# host: {localhost}")),
+        "{text}"
+    );
     assert_eq!(
         mode(home_store.parent().unwrap()),
         0o700,
@@ -1307,13 +1327,25 @@ fn changed_certificate_is_refused_loudly() {
     let saved = user
         .store_bytes()
         .expect("the first certificate was not saved");
-    assert_eq!(
-        checked_store(&user)["localhost"].pem,
-        cert_pem(&certs, "selfsigned")
-    );
+    let store = checked_store(&user);
+    assert_eq!(store.len(), 1, "{}", user.store_describe());
+    let (first_key, first_entry) = store.iter().next().unwrap();
+    assert!(first_key.starts_with("localhost:"), "{first_key}");
+    assert_eq!(first_entry.pem, cert_pem(&certs, "selfsigned"));
 
+    // The same server (host and port) with a new certificate: the entry is
+    // moved to the new pmcd's port, as if that one had served the first.
     let pmcd = pmcd_serving(&certs, "selfsigned2");
     let host = pmcd.host_named("localhost");
+    let moved = String::from_utf8(saved)
+        .unwrap()
+        .replace(
+            &format!("# host: {first_key}\n"),
+            &format!("# host: {}\n", key(&pmcd, "localhost")),
+        )
+        .into_bytes();
+    std::fs::write(user.store_file(), &moved).unwrap();
+    let saved = moved;
 
     // Even with PCP_ALLOW_SERVER_SELF_CERT: refused, no question.
     let run = user.detached(&host);
@@ -1356,8 +1388,14 @@ fn changed_certificate_is_refused_loudly() {
     let run = user.detached(&pmcd.host());
     assert_load_values(&run);
     let store = checked_store(&user);
-    assert_eq!(store["localhost"].pem, cert_pem(&certs, "selfsigned"));
-    assert_eq!(store["127.0.0.1"].pem, cert_pem(&certs, "selfsigned2"));
+    assert_eq!(
+        store[&key(&pmcd, "localhost")].pem,
+        cert_pem(&certs, "selfsigned")
+    );
+    assert_eq!(
+        store[&key(&pmcd, "127.0.0.1")].pem,
+        cert_pem(&certs, "selfsigned2")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1582,17 +1620,21 @@ fn two_clients_saving_at_once() {
         assert_load_values(&b);
         let store = checked_store(&user);
         assert_eq!(
-            store.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["127.0.0.1", "localhost"],
+            store.keys().cloned().collect::<Vec<_>>(),
+            [key(&two, "127.0.0.1"), key(&one, "localhost")],
             "round {round}: an entry was lost\n{}\n{}\n{}",
             user.store_describe(),
             a.describe(),
             b.describe()
         );
-        assert_eq!(store["localhost"].field("sha256"), fp1, "round {round}");
-        assert_eq!(store["127.0.0.1"].field("sha256"), fp2, "round {round}");
-        assert_eq!(store["localhost"].pem, cert_pem(&certs, "selfsigned"));
-        assert_eq!(store["127.0.0.1"].pem, cert_pem(&certs, "selfsigned2"));
+        let (a, b) = (
+            &store[&key(&one, "localhost")],
+            &store[&key(&two, "127.0.0.1")],
+        );
+        assert_eq!(a.field("sha256"), fp1, "round {round}");
+        assert_eq!(b.field("sha256"), fp2, "round {round}");
+        assert_eq!(a.pem, cert_pem(&certs, "selfsigned"));
+        assert_eq!(b.pem, cert_pem(&certs, "selfsigned2"));
         assert_eq!(mode(&user.store_file()), 0o600, "round {round}");
     }
 }
@@ -1634,7 +1676,10 @@ fn untrusted_issuer_and_wrong_name_need_both_permissions() {
     let run = user.detached(&host);
     assert_load_values(&run);
     let store = checked_store(&user);
-    assert_eq!(store["localhost"].pem, cert_pem(&certs, "wronghost"));
+    assert_eq!(
+        store[&key(&pmcd, "localhost")].pem,
+        cert_pem(&certs, "wronghost")
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -186,7 +186,7 @@ fn trust_store_subject_line_break_is_not_injected() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = pcp_secure::api::trust::TrustStore::in_dir(dir.path());
-    store.save("pmcd.example", &der).unwrap();
+    store.save("pmcd.example", None, &der).unwrap();
     let entries = store.load().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(

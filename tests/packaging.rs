@@ -560,6 +560,7 @@ fn debian_packages_install_work_and_purge_cleanly() {
         "/usr/share/libpcp-secure/systemd/pmcd.service.d/libpcp-secure.conf",
         "/usr/share/libpcp-secure/systemd/pmlogger.service.d/libpcp-secure.conf",
         "/usr/share/libpcp-secure/systemd/pmie.service.d/libpcp-secure.conf",
+        "/usr/share/libpcp-secure/systemd/pmproxy.service.d/libpcp-secure.conf",
         "/usr/include/pcp_secure.h",
         &format!("{libdir}/libpcp_secure.so"),
         &format!("{libdir}/libpcp_secure.a"),
@@ -602,7 +603,7 @@ fn debian_packages_install_work_and_purge_cleanly() {
     } else {
         String::new()
     };
-    for service in ["pmcd", "pmlogger", "pmie"] {
+    for service in ["pmcd", "pmlogger", "pmie", "pmproxy"] {
         let shipped = std::fs::read_to_string(format!(
             "/usr/share/libpcp-secure/systemd/{service}.service.d/libpcp-secure.conf"
         ))

@@ -16,9 +16,9 @@ use pcp_secure::api::certs::ServerContext;
 use pcp_secure::api::certs::{self, provider};
 use pcp_secure::api::connection::{ack_body_len, ack_encode, ack_status, pcp};
 use pcp_secure::api::settings::TlsConf;
-use pcp_secure::api::trust::parse_trust_store;
 use pcp_secure::api::trust::CertInfo;
 use pcp_secure::api::trust::TrustStore;
+use pcp_secure::api::trust::{entry_key, parse_trust_store, split_host_port};
 use rustls::pki_types::CertificateDer;
 
 /// Target `ack`: the secure-ack status PDU as `ack::read` takes it off the
@@ -104,14 +104,16 @@ pub fn trust_store(data: &[u8]) {
     let mut expected: Vec<(bool, String, Vec<u8>)> = Vec::new();
     // At most a few entries: each save is a read-modify-write of the file.
     for entry in entries.iter().take(4) {
-        let saved = if entry.ca {
-            store.save_ca(&entry.host, &entry.der)
+        // A server is saved under its key (host, or host:port off 44321).
+        let (saved, name) = if entry.ca {
+            (store.save_ca(&entry.host, &entry.der), entry.host.clone())
         } else {
-            store.save(&entry.host, &entry.der)
+            let (host, port) = split_host_port(&entry.host);
+            (store.save(host, port, &entry.der), entry_key(&entry.host))
         };
         saved.unwrap_or_else(|e| panic!("saving {:?}: {e}", entry.host));
-        expected.retain(|(ca, host, _)| (*ca, host) != (entry.ca, &entry.host));
-        expected.push((entry.ca, entry.host.clone(), entry.der.to_vec()));
+        expected.retain(|(ca, host, _)| (*ca, host) != (entry.ca, &name));
+        expected.push((entry.ca, name, entry.der.to_vec()));
     }
     let loaded = store.load().unwrap_or_else(|e| {
         let text = std::fs::read_to_string(store.file()).unwrap_or_default();

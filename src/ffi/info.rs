@@ -61,10 +61,12 @@ entry! {
 /// Runs when the library is loaded (preloaded, linked or dlopened): says
 /// once, at debug level (`PCP_SECURE_DEBUG`), that TLS is now ours, so an
 /// administrator can confirm which TLS is live, and warns when
-/// `PCP_SECURE_SOCKETS` holds a value that libpcp reads as "no TLS".
+/// `PCP_SECURE_SOCKETS` holds a value that libpcp reads as "no TLS" or
+/// `PCP_SECURE_DEBUG` one that is neither 0 nor 1.
 extern "C" fn announce() {
     let _ = std::panic::catch_unwind(|| {
         crate::tls::config::check_secure_sockets();
+        crate::tls::config::check_debug();
         crate::log::debug!(
             "{} loaded in {}: libpcp's TLS is handled by rustls",
             version_str(),

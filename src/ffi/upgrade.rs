@@ -88,10 +88,13 @@ entry! {
 entry! {
     /// Server side of the secure upgrade: validates the client's flags, sends
     /// the secure-ack status before any TLS byte (non-zero, and no TLS, when
-    /// TLS cannot be done), accepts TLS with a bounded handshake, requiring a
-    /// client certificate for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or
-    /// `tls-verify-clients = true`, then hands SASL to libpcp. In a program
-    /// whose server TLS is libpcp's own (pmproxy), libpcp does it all.
+    /// TLS cannot be done), and accepts TLS, requiring a client certificate
+    /// for `pmcd -Q`, `PDU_FLAG_CERT_REQD` or `tls-verify-clients = true`.
+    /// The handshake is only begun here and goes on as the client's bytes
+    /// arrive, through the `select` hook, unless SASL or a container
+    /// attribute follow at once: then it is waited for here (bounded), and
+    /// SASL is handed to libpcp. In a program whose server TLS is libpcp's
+    /// own (pmproxy), libpcp does it all.
     ///
     /// # Safety
     /// `attrs` is NULL or libpcp's attribute table for this client.
@@ -116,7 +119,11 @@ entry! {
             };
         }
         let require = flags & pcp::PDU_FLAG_CERT_REQD != 0 || handshake::server_requires_cert();
-        if let Err(e) = handshake::server(fd, flags, require) {
+        // SASL (libpcp's, right after this call) and pmcd's container
+        // attribute are read at once over TLS: only without them can the
+        // handshake go on alongside pmcd's other clients.
+        let defer = flags & pcp::SYNC_AFTER_TLS_FLAGS == 0;
+        if let Err(e) = handshake::server(fd, flags, require, defer) {
             return failure(&e);
         }
         sasl(flags, |rest| {

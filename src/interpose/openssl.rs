@@ -260,4 +260,193 @@ mod tests {
         let found = PRESENT.get().expect("libc's getpid");
         assert_eq!(PRESENT.addr.load(Ordering::Relaxed), found);
     }
+
+    /// libcrypto, loaded into the test process's global scope (the test
+    /// binary does not link it), so that the lookups above find it.
+    fn load_libcrypto() {
+        // SAFETY: a NUL-terminated name; RTLD_GLOBAL only adds the library
+        // to the global scope, its constructors are OpenSSL's own.
+        let handle = unsafe {
+            libc::dlopen(
+                c"libcrypto.so.3".as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_GLOBAL,
+            )
+        };
+        assert!(
+            !handle.is_null(),
+            "libcrypto.so.3 is not installed (libssl3)"
+        );
+    }
+
+    /// A new empty memory BIO.
+    fn memory_bio() -> *mut c_void {
+        let new = find(c"BIO_new").expect("BIO_new");
+        let s_mem = find(c"BIO_s_mem").expect("BIO_s_mem");
+        // SAFETY: libcrypto's functions of these types.
+        unsafe {
+            let s_mem: unsafe extern "C" fn() -> *const c_void = std::mem::transmute(s_mem);
+            let new: unsafe extern "C" fn(*const c_void) -> *mut c_void = std::mem::transmute(new);
+            new(s_mem())
+        }
+    }
+
+    /// Everything in `bio` (which stays owned by the server).
+    fn drain(bio: *mut c_void) -> Vec<u8> {
+        // SAFETY: a live BIO owned by the server under test; this view of
+        // it is never freed.
+        let view = std::mem::ManuallyDrop::new(unsafe { Bio::adopt(bio) }.unwrap());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = view.read(&mut buf);
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// Appends `data` to `bio` (owned by the server).
+    fn fill(bio: *mut c_void, data: &[u8]) {
+        // SAFETY: as in drain.
+        let view = std::mem::ManuallyDrop::new(unsafe { Bio::adopt(bio) }.unwrap());
+        assert!(view.write_all(data));
+    }
+
+    /// A server connection and a client trusting its certificate.
+    fn pair() -> (rustls::ServerConnection, rustls::ClientConnection) {
+        use std::sync::Arc;
+        let provider = crate::tls::suites::provider(&Default::default()).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let der = cert.der().clone();
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![der.clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(der).unwrap();
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        (
+            rustls::ServerConnection::new(Arc::new(server)).unwrap(),
+            rustls::ClientConnection::new(Arc::new(client), "localhost".try_into().unwrap())
+                .unwrap(),
+        )
+    }
+
+    /// The calls pmproxy makes, in its order, against a rustls client on
+    /// the other side of real libcrypto memory BIOs: the handshake (want
+    /// read until it is done), a request in, a large reply out, the
+    /// client's close_notify (zero return); garbage gets "SSL" and nothing
+    /// sent after it; freeing frees each BIO once (glibc aborts on a double
+    /// free).
+    #[test]
+    fn memory_server_serves_pmproxy_through_libcrypto_bios() {
+        use crate::tls::memory_server::{MemoryServer, Status};
+        use std::io::{Read, Write};
+        load_libcrypto();
+        let (conn, mut client) = pair();
+        let (rbio, wbio) = (memory_bio(), memory_bio());
+        let mut server = MemoryServer::new(conn);
+        // SAFETY: two fresh BIOs handed over to the server.
+        server.set_bios(unsafe { Bio::adopt(rbio) }, unsafe { Bio::adopt(wbio) });
+        let mut buf = vec![0u8; 65536];
+        let mut rounds = 0;
+        while client.is_handshaking() {
+            rounds += 1;
+            assert!(rounds < 10, "the handshake does not finish");
+            let mut out = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut out).unwrap();
+            }
+            fill(rbio, &out);
+            assert_eq!(server.read(&mut buf), None);
+            assert_eq!(server.status(), Status::WantRead);
+            let back = drain(wbio);
+            client.read_tls(&mut back.as_slice()).unwrap();
+            client.process_new_packets().unwrap();
+        }
+        client
+            .writer()
+            .write_all(b"GET /pmapi/metric HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut out = Vec::new();
+        while client.wants_write() {
+            client.write_tls(&mut out).unwrap();
+        }
+        fill(rbio, &out);
+        let n = server.read(&mut buf).expect("the request");
+        assert_eq!(&buf[..n], b"GET /pmapi/metric HTTP/1.1\r\n\r\n");
+        assert_eq!(server.status(), Status::None);
+        assert_eq!(server.read(&mut buf), None);
+        assert_eq!(server.status(), Status::WantRead);
+
+        let reply: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+        assert_eq!(server.write(&reply), Some(reply.len()));
+        let wire = drain(wbio);
+        let mut rest = wire.as_slice();
+        let mut got = Vec::new();
+        while !rest.is_empty() {
+            client.read_tls(&mut rest).unwrap();
+            client.process_new_packets().unwrap();
+            let _ = client.reader().read_to_end(&mut got);
+        }
+        assert!(
+            got == reply,
+            "the reply arrives whole ({} bytes)",
+            got.len()
+        );
+        assert_eq!(server.write(&[]), None);
+        assert_eq!(server.status(), Status::Syscall);
+
+        client.send_close_notify();
+        let mut out = Vec::new();
+        client.write_tls(&mut out).unwrap();
+        fill(rbio, &out);
+        assert_eq!(server.read(&mut buf), None);
+        assert_eq!(server.status(), Status::ZeroReturn);
+        server.release();
+
+        let (conn, _) = pair();
+        let (rbio, wbio) = (memory_bio(), memory_bio());
+        let mut hostile = MemoryServer::new(conn);
+        // SAFETY: as above; here both directions share one BIO too.
+        hostile.set_bios(unsafe { Bio::adopt(rbio) }, unsafe { Bio::adopt(wbio) });
+        fill(rbio, b"\x16\x03\x01\x00\x08garbage!");
+        assert_eq!(hostile.read(&mut buf), None);
+        assert_eq!(hostile.status(), Status::Ssl);
+        // rustls answers some malformed input with an alert and some with
+        // nothing (pmproxy closes the connection either way): never with
+        // anything else.
+        let answer = drain(wbio);
+        assert!(
+            answer.is_empty() || answer[0] == 0x15,
+            "nothing or an alert: {answer:?}"
+        );
+        assert_eq!(
+            hostile.write(b"late"),
+            None,
+            "nothing is sent after a failure"
+        );
+        hostile.release();
+
+        let (conn, _) = pair();
+        let one = memory_bio();
+        let mut shared = MemoryServer::new(conn);
+        // SAFETY: one BIO for both directions, handed over once.
+        shared.set_bios(unsafe { Bio::adopt(one) }, unsafe { Bio::adopt(one) });
+        shared.release();
+    }
 }

@@ -42,13 +42,32 @@ pub(crate) fn openssl_server(defined: &[&str]) -> OpensslServer {
         .clone()
 }
 
-/// The verdict for the ELF64 executable `data`; `None` when it is not one.
-fn judge(data: &[u8], defined: &[&str]) -> Option<OpensslServer> {
+/// What an executable takes from libssl.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SslUse {
+    /// It does not link libssl.
+    NotLinked,
+    /// It links libssl and imports these `SSL_*` functions (sorted, without
+    /// their symbol versions).
+    Imports(Vec<String>),
+}
+
+/// What the ELF64 executable `data` takes from libssl; `None` when it is
+/// not one.
+pub fn ssl_use(data: &[u8]) -> Option<SslUse> {
     let libs = needed_libraries(data)?;
     if !libs.iter().any(|l| is_libssl(l)) {
-        return Some(OpensslServer::NotLinked);
+        return Some(SslUse::NotLinked);
     }
-    let missing: Vec<String> = ssl_imports(data)?
+    ssl_imports(data).map(SslUse::Imports)
+}
+
+/// The verdict for the ELF64 executable `data`; `None` when it is not one.
+fn judge(data: &[u8], defined: &[&str]) -> Option<OpensslServer> {
+    let SslUse::Imports(imports) = ssl_use(data)? else {
+        return Some(OpensslServer::NotLinked);
+    };
+    let missing: Vec<String> = imports
         .into_iter()
         .filter(|name| !defined.contains(&name.as_str()))
         .collect();

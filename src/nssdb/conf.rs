@@ -93,6 +93,13 @@ pub(crate) fn client(conf: &TlsConf, want_identity: bool) -> Result<Option<Clien
     let Some((spec, explicit)) = client_location(conf) else {
         return Ok(None);
     };
+    if let Some(why) = exposed(&spec) {
+        if explicit {
+            return Err(Error::Config(why));
+        }
+        log::warning!("{why}");
+        return Ok(None);
+    }
     match read_client(conf, &spec, want_identity) {
         Ok(found) => Ok(Some(found)),
         Err(e) if explicit || conf.client_cert_nickname.is_some() => Err(Error::Config(e)),
@@ -101,6 +108,16 @@ pub(crate) fn client(conf: &TlsConf, want_identity: bool) -> Result<Option<Clien
             Ok(None)
         }
     }
+}
+
+/// Why the client database `spec` cannot be trusted (its directory, its
+/// certificate and trust file or its key file could have been changed by
+/// another user), or `None`.
+fn exposed(spec: &str) -> Option<String> {
+    let dir = nssdb::directory(spec).ok()?;
+    let (cert9, key4) = (dir.join("cert9.db"), dir.join("key4.db"));
+    crate::trust::exposure::exposure(&[&dir, &cert9, &key4])
+        .map(|e| e.describe(&format!("NSS database \"{spec}\"")))
 }
 
 fn read_client(

@@ -97,6 +97,28 @@ pub(crate) fn current_user_name() -> String {
     user_name(unsafe { libc::geteuid() })
 }
 
+/// The name of group `gid`, or the number.
+pub fn group_name(gid: libc::gid_t) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: an all-zero group (NULL pointers, zero id) is a valid value.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: the buffers outlive the call; the result points into them.
+    let rc = unsafe { libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc == 0 && !result.is_null() && !grp.gr_name.is_null() {
+        // SAFETY: getgrgid_r filled gr_name with a NUL-terminated string.
+        let name = unsafe { std::ffi::CStr::from_ptr(grp.gr_name) };
+        return name.to_string_lossy().into_owned();
+    }
+    gid.to_string()
+}
+
+/// The name of the effective group of this process.
+pub(crate) fn current_group_name() -> String {
+    // SAFETY: getegid takes no arguments and cannot fail.
+    group_name(unsafe { libc::getegid() })
+}
+
 /// The name of user `uid`, or the number.
 pub fn user_name(uid: libc::uid_t) -> String {
     let mut buf = vec![0 as libc::c_char; 1024];

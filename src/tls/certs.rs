@@ -19,7 +19,8 @@ pub fn load_chain(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>>
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| {
             Error::Config(format!(
-                "{key} \"{path}\": not a readable PEM certificate file ({e})"
+                "{key} \"{path}\": not a readable PEM certificate file ({})",
+                pem_problem(&e)
             ))
         })?;
     if chain.is_empty() {
@@ -28,6 +29,30 @@ pub fn load_chain(key: &str, path: &str) -> Result<Vec<CertificateDer<'static>>>
         )));
     }
     Ok(chain)
+}
+
+/// What is wrong with a PEM text, in words (rustls' own text shows byte
+/// arrays and Rust debug output).
+pub(crate) fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as Pem;
+    match e {
+        Pem::MissingSectionEnd { end_marker } => {
+            let label = String::from_utf8_lossy(end_marker);
+            let label = label.trim().trim_matches('-');
+            let label = label.strip_prefix("END ").unwrap_or(label);
+            format!("a PEM block has no \"-----END {label}-----\" line")
+        }
+        Pem::IllegalSectionStart { line } => format!(
+            "a broken BEGIN line: \"{}\"",
+            String::from_utf8_lossy(line).trim()
+        ),
+        Pem::Base64Decode(_) => {
+            "a PEM block holds something that is not base64 (a damaged or truncated block)".into()
+        }
+        Pem::NoItemsFound => "no PEM block of the expected kind".into(),
+        Pem::SectionTooLarge => "a PEM block is larger than 256 MB".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Reads the first private key (PKCS#8, PKCS#1 RSA or SEC1 EC) in the PEM
@@ -41,7 +66,8 @@ pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
     bytes.zeroize();
     parsed.map_err(|e| {
         Error::Config(format!(
-            "{key} \"{path}\": no usable private key (PKCS#8, RSA or EC PEM, unencrypted) found ({e})"
+            "{key} \"{path}\": no usable private key (PKCS#8, RSA or EC PEM, unencrypted) found ({})",
+            pem_problem(&e)
         ))
     })
 }
@@ -258,5 +284,33 @@ mod key_tests {
             text.contains("wrong order") && !text.contains("does not fit"),
             "{text}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_pem_is_told_in_words() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, words) in [
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA!!\n-----END CERTIFICATE-----\n",
+                "not base64",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n",
+                "no \"-----END CERTIFICATE-----\" line",
+            ),
+        ] {
+            let path = dir.path().join("bad.pem");
+            std::fs::write(&path, text).unwrap();
+            let e = load_chain("tls-cert-file", path.to_str().unwrap())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(words), "{e}");
+            assert!(!e.contains('[') && !e.contains("InvalidCharacter"), "{e}");
+        }
     }
 }

@@ -234,6 +234,10 @@ pub(crate) mod env {
     pub(crate) fn debug() -> bool {
         var("PCP_SECURE_DEBUG").is_some_and(|v| v != "0")
     }
+    /// `PCP_SECURE_DEBUG` as set (to warn about values other than 0 and 1).
+    pub(crate) fn debug_value() -> Option<String> {
+        var("PCP_SECURE_DEBUG").map(|v| v.to_string_lossy().into_owned())
+    }
     /// `PCP_TLS_KEYLOG`: the file to append TLS secrets to (tests only).
     pub(crate) fn keylog() -> Option<PathBuf> {
         var("PCP_TLS_KEYLOG").map(PathBuf::from)
@@ -323,27 +327,45 @@ pub enum Role {
     Server,
 }
 
-/// How long a TLS handshake (and any single record read once a PDU has
-/// started) may take: `$PCP_SECURE_HANDSHAKE_TIMEOUT` seconds, else 5 s for a
-/// server (pmcd's own PDU timeout) and `$PMCD_REQUEST_TIMEOUT` or 10 s for a
-/// client (libpcp's request timeout).
+/// How long a TLS handshake that its caller waits for (and any single
+/// record read once a PDU has started) may take:
+/// `$PCP_SECURE_HANDSHAKE_TIMEOUT` seconds, else 5 s for a server (pmcd's
+/// own PDU time-out) and `$PMCD_REQUEST_TIMEOUT` or 10 s for a client
+/// (libpcp's request timeout).
 pub(crate) fn handshake_timeout(role: Role) -> Duration {
-    let from_env = |name: &'static str| {
-        let text = env::seconds(name)?;
-        let seconds = seconds(&text);
-        if seconds.is_none() {
-            warn_once(name, || {
-                format!(
-                    "{name}=\"{text}\" is not a number of seconds (above 0, below 86400); the default is used"
-                )
-            });
-        }
-        seconds
-    };
-    from_env("PCP_SECURE_HANDSHAKE_TIMEOUT").unwrap_or_else(|| match role {
+    timeout_var("PCP_SECURE_HANDSHAKE_TIMEOUT").unwrap_or_else(|| match role {
         Role::Server => Duration::from_secs(5),
-        Role::Client => from_env("PMCD_REQUEST_TIMEOUT").unwrap_or(Duration::from_secs(10)),
+        Role::Client => timeout_var("PMCD_REQUEST_TIMEOUT").unwrap_or(Duration::from_secs(10)),
     })
+}
+
+/// How long pmcd gives a client, from the secure-ack on, to finish a TLS
+/// handshake that runs alongside pmcd's other clients (see `tls::accept`):
+/// `$PCP_SECURE_HANDSHAKE_TIMEOUT` seconds, else [`ACCEPT_DEFAULT`].
+pub(crate) fn accept_timeout() -> Duration {
+    timeout_var("PCP_SECURE_HANDSHAKE_TIMEOUT").unwrap_or(ACCEPT_DEFAULT)
+}
+
+/// The default of [`accept_timeout`]: twice what an NSS-era client waited
+/// for its handshake (10 s, in which a person may have had to answer its
+/// trust question). A handshake in progress costs pmcd a descriptor and
+/// some memory, never its attention, so a generous bound is cheap.
+pub(crate) const ACCEPT_DEFAULT: Duration = Duration::from_secs(20);
+
+/// The time-out in the environment variable `name`, if it is set to one. A
+/// value that is not a number of seconds is logged as an error (once per
+/// process) naming the variable, and the default applies.
+fn timeout_var(name: &'static str) -> Option<Duration> {
+    let text = env::seconds(name)?;
+    let seconds = seconds(&text);
+    if seconds.is_none() {
+        once(name, || {
+            crate::log::error!(
+                "{name}=\"{text}\" is not a number of seconds (above 0, below 86400); the default is used"
+            )
+        });
+    }
+    seconds
 }
 
 /// A number of seconds in a time-out variable, if it is one.
@@ -355,13 +377,14 @@ fn seconds(text: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// Logs a warning about the environment variable `name`, once per process.
-fn warn_once(name: &'static str, text: impl FnOnce() -> String) {
-    static WARNED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
-    let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
-    if !warned.contains(&name) {
-        warned.push(name);
-        crate::log::warning!("{}", text());
+/// Runs `log` (which logs a problem with the environment variable `name`)
+/// the first time it is called for `name` in this process.
+fn once(name: &'static str, log: impl FnOnce()) {
+    static LOGGED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut logged = LOGGED.lock().unwrap_or_else(|p| p.into_inner());
+    if !logged.contains(&name) {
+        logged.push(name);
+        log();
     }
 }
 
@@ -373,7 +396,28 @@ pub(crate) fn check_secure_sockets() {
         return;
     };
     if let Some(text) = secure_sockets_problem(&value) {
-        warn_once("PCP_SECURE_SOCKETS", || text);
+        once("PCP_SECURE_SOCKETS", || crate::log::warning!("{text}"));
+    }
+}
+
+/// Warns, once, when `PCP_SECURE_DEBUG` is neither "0" nor "1" (it is
+/// then taken as on, as documented: anything but "" or "0").
+pub(crate) fn check_debug() {
+    let Some(value) = env::debug_value() else {
+        return;
+    };
+    if let Some(text) = debug_problem(&value) {
+        once("PCP_SECURE_DEBUG", || crate::log::warning!("{text}"));
+    }
+}
+
+/// What is wrong with a `PCP_SECURE_DEBUG` value, if anything.
+fn debug_problem(value: &str) -> Option<String> {
+    match value {
+        "0" | "1" => None,
+        other => Some(format!(
+            "PCP_SECURE_DEBUG=\"{other}\" is neither 0 nor 1; it is taken as 1 (debug messages on)"
+        )),
     }
 }
 
@@ -390,6 +434,19 @@ fn secure_sockets_problem(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_values_other_than_0_and_1_are_named() {
+        assert_eq!(debug_problem("0"), None);
+        assert_eq!(debug_problem("1"), None);
+        for odd in ["yes", "2", "true", "on"] {
+            let text = debug_problem(odd).expect(odd);
+            assert!(
+                text.contains(&format!("\"{odd}\"")) && text.contains("taken as 1"),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn secure_sockets_values_libpcp_reads_as_off_are_named() {

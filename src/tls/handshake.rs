@@ -1,6 +1,7 @@
 //! The secure upgrade of a PCP connection, both ends: the plaintext
 //! secure-ack status, then a TLS handshake on the same descriptor bounded by
-//! a deadline, then registration of the session in the table.
+//! a deadline (on the server, usually only begun here and then advanced by
+//! `tls::accept`), then registration of the session in the table.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
@@ -12,6 +13,7 @@ use rustls::{AlertDescription, Connection, ProtocolVersion};
 use crate::error::{Error, Result};
 use crate::log;
 use crate::pcp;
+use crate::tls::accept;
 use crate::tls::ack;
 use crate::tls::config::{self, Role};
 use crate::tls::diagnose::Peer;
@@ -19,7 +21,7 @@ use crate::tls::redial::{redial, Preamble};
 use crate::tls::session::{table, Session};
 use crate::tls::store::{store, ClientContext};
 use crate::tls::transport::{
-    await_verdict, drive, local_host_name, peer_address, Deadline, Failure,
+    self, await_verdict, drive, local_host_name, peer_address, peer_port, Deadline, Failure,
 };
 
 /// Client side: read the server's status (when it sends one), verify the
@@ -58,6 +60,7 @@ pub(crate) fn https_client(fd: RawFd, host: &str) -> Result<()> {
                 &ctx,
                 Target {
                     name: &name,
+                    port: peer_port(fd),
                     service: "pmproxy",
                     conf: &conf,
                     preamble: Preamble::None,
@@ -100,6 +103,12 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
     }
     let target = Target {
         name,
+        // Through pmproxy's relay the socket's port is pmproxy's, not pmcd's.
+        port: if config::env::through_pmproxy() {
+            None
+        } else {
+            peer_port(fd)
+        },
         service: "pmcd",
         conf: &conf,
         preamble: Preamble::Pcp { flags },
@@ -112,6 +121,8 @@ fn client_inner(fd: RawFd, flags: i32, name: &str) -> Result<()> {
 struct Target<'a> {
     /// The host name to verify, as typed.
     name: &'a str,
+    /// The server's port, when known (trust store entries are per port).
+    port: Option<u16>,
     /// "pmcd" or "pmproxy", for messages.
     service: &'static str,
     /// The client's tls.conf, for advice.
@@ -133,7 +144,7 @@ fn upgrade(
 ) -> Result<()> {
     match tls_client(fd, ctx, target, timeout, deadline) {
         Err(Attempt::ResumptionRefused) => {
-            ctx.stop_resuming(target.name);
+            ctx.stop_resuming(target.name, target.port);
             log::debug!(
                 "{} on host \"{}\" refused to resume a TLS session (stock PCP does); connecting again with a full handshake, and sessions with it are no longer resumed",
                 target.service,
@@ -191,7 +202,7 @@ fn tls_client(
             "host name \"{name}\" cannot be checked against a certificate ({e})"
         ))
     })?;
-    let (conn, scope) = ctx.connection(server_name, name)?;
+    let (conn, scope) = ctx.connection(server_name, name, target.port)?;
     let mut conn = Connection::Client(conn);
     let mut peer = Peer {
         role: Role::Client,
@@ -251,11 +262,16 @@ pub(crate) fn server_requires_cert() -> bool {
     by_flag || store().server().is_some_and(|s| s.verify_clients())
 }
 
-/// Server side: tell the client whether TLS can go ahead, accept its TLS
-/// handshake (requiring a certificate when asked to), register the session.
-pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
+/// Server side: tell the client whether TLS can go ahead, then accept its
+/// TLS handshake (requiring a certificate when asked to). When nothing
+/// follows the handshake inside this call (`defer`), the handshake is only
+/// begun here and goes on alongside the server's other clients
+/// (`tls::accept`); otherwise (SASL or a container attribute follow, which
+/// libpcp and pmcd read at once) it is waited for here, up to the blocking
+/// bound. Either way the session is registered.
+pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool, defer: bool) -> Result<()> {
     let who = format!("client {}", peer_address(fd));
-    let result = server_inner(fd, flags, require_cert, &who);
+    let result = server_inner(fd, flags, require_cert, defer, &who);
     if let Err(e) = &result {
         log::error!("secure connection from {who} (fd {fd}) refused: {e}");
         // pmcd keeps the client open after a failed upgrade: make sure it
@@ -263,15 +279,18 @@ pub(crate) fn server(fd: RawFd, flags: i32, require_cert: bool) -> Result<()> {
         // already sent, such as the refusing status or alert, still arrives)
         // so that the peer sees a close and pmcd's next read sees the end.
         table().insert(fd, Session::refused(Role::Server, who));
-        // SAFETY: shutdown takes no pointers; a bad fd only returns an error.
-        unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        transport::shutdown(fd);
     }
     result
 }
 
-fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<()> {
+fn server_inner(fd: RawFd, flags: i32, require_cert: bool, defer: bool, who: &str) -> Result<()> {
     let timeout = config::handshake_timeout(Role::Server);
-    let deadline = Deadline::after(timeout);
+    let deadline = Deadline::after(if defer {
+        config::accept_timeout()
+    } else {
+        timeout
+    });
     let send_ack = flags & pcp::PDU_FLAG_SECURE_ACK != 0;
     let refuse = |err: Error| -> Result<()> {
         if send_ack {
@@ -295,6 +314,8 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         Err(e) => return refuse(e),
     };
     if send_ack {
+        // Sixteen bytes into the socket of a client that has sent one PDU
+        // and waits for this one: the send buffer always has room for them.
         ack::send(fd, 0, deadline)?;
     }
     let mut conn = Connection::Server(conn);
@@ -306,6 +327,10 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, who: &str) -> Result<
         conf: String::new(),
         sent_cert: true,
     };
+    if defer {
+        accept::start(fd, conn, peer, timeout, deadline);
+        return Ok(());
+    }
     drive(fd, &mut conn, deadline, &Duration::default).map_err(|f| f.explain(&peer))?;
     log::debug!("fd {fd}: TLS with {who} established ({})", describe(&conn));
     table().insert(fd, Session::new(conn, peer, timeout));

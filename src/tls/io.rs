@@ -15,9 +15,27 @@ use crate::tls::diagnose::Peer;
 use crate::tls::session::Session;
 use crate::tls::transport::{self, flush, Deadline, FdIo, Ready};
 
-/// Encrypts and sends all of `buf`. Returns `buf.len()`.
+/// Encrypts and sends all of `buf`. Returns `buf.len()`. While a server
+/// handshake is still in progress, the plaintext waits inside TLS until the
+/// handshake completes (pmcd may answer a client's credentials with an
+/// error before then).
 pub(crate) fn send(fd: RawFd, session: &Session, buf: &[u8]) -> Result<usize> {
-    session.with(|conn, _| send_on(fd, conn, session, buf))
+    let result = session.with(|conn, _| send_on(fd, conn, session, buf));
+    ended_on_failure(fd, session, result)
+}
+
+/// After a failure on a server's session, no data may pass any more and the
+/// connection ends at once: the client has had the fatal alert (if TLS has
+/// one for the failure) and never gets a close_notify after it.
+fn ended_on_failure<T>(fd: RawFd, session: &Session, result: Result<T>) -> Result<T> {
+    match &result {
+        Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) if session.role == crate::tls::config::Role::Server => {
+            crate::tls::accept::end(fd, session)
+        }
+        _ => {}
+    }
+    result
 }
 
 fn send_on(fd: RawFd, conn: &mut Connection, session: &Session, buf: &[u8]) -> Result<usize> {
@@ -35,9 +53,13 @@ fn send_on(fd: RawFd, conn: &mut Connection, session: &Session, buf: &[u8]) -> R
 
 /// Receives up to `buf.len()` bytes of plaintext. Blocks like `recv` on a
 /// blocking socket for the first TLS bytes; once a record has started, waits
-/// at most the session's time-out for the rest of it.
+/// at most the session's time-out for the rest of it. A server handshake
+/// still in progress (a reader that did not ask `select` first) is
+/// completed first, up to its deadline.
 pub(crate) fn recv(fd: RawFd, session: &Session, buf: &mut [u8]) -> Result<usize> {
-    session.with(|conn, peer| recv_on(fd, conn, peer, session, buf))
+    crate::tls::accept::finish(fd, session)?;
+    let result = session.with(|conn, peer| recv_on(fd, conn, peer, session, buf));
+    ended_on_failure(fd, session, result)
 }
 
 fn recv_on(
@@ -127,8 +149,12 @@ fn unclean_end(fd: RawFd, session: &Session, peer: &Peer) {
     }
 }
 
-/// Sends close_notify, best effort and without waiting.
+/// Sends close_notify, best effort and without waiting; nothing for a
+/// handshake that never completed (nor for a failed session).
 pub(crate) fn close(fd: RawFd, session: &Session) {
+    if session.is_accepting() {
+        return;
+    }
     let _ = session.with(|conn, _| {
         close_on(fd, conn, session);
         Ok(())

@@ -75,7 +75,7 @@ impl MemoryServer {
     }
 
     /// A connection that has no BIOs yet.
-    fn new(mut conn: ServerConnection) -> MemoryServer {
+    pub(crate) fn new(mut conn: ServerConnection) -> MemoryServer {
         // The write BIO is unbounded memory, and pmproxy writes only in
         // answer to a request it has read: nothing needs rustls' limit.
         conn.set_buffer_limit(None);

@@ -1,8 +1,10 @@
 //! TLS contexts and settings: `tls.conf` and the environment, certificates
 //! and cipher suites, the shared client and server contexts, the secure
-//! upgrade (secure-ack, handshake, redial) and its errors, the per-descriptor
+//! upgrade (secure-ack, handshake, redial, server handshakes advanced as
+//! bytes arrive) and its errors, the per-descriptor
 //! sessions, the fd transport and the data path.
 
+pub(crate) mod accept;
 pub(crate) mod ack;
 pub(crate) mod certs;
 pub(crate) mod config;

@@ -1,7 +1,8 @@
-//! The table of TLS sessions, one per file descriptor that completed a
-//! handshake. It is the single place where per-fd TLS state lives; every
-//! data-path call looks its descriptor up here, and descriptors not in the
-//! table are plain sockets.
+//! The table of TLS sessions, one per file descriptor whose secure upgrade
+//! began: a server handshake still in progress (pmcd's, which runs alongside
+//! its other clients), an established connection, or a refused one. It is the
+//! single place where per-fd TLS state lives; every data-path call looks its
+//! descriptor up here, and descriptors not in the table are plain sockets.
 
 #![forbid(unsafe_code)]
 
@@ -14,10 +15,17 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::tls::config::Role;
 use crate::tls::diagnose::Peer;
+use crate::tls::transport::Deadline;
 
 /// Where a descriptor's secure upgrade stands.
 #[derive(Debug)]
 enum State {
+    /// A server handshake in progress, advanced as the client's bytes arrive
+    /// (see `tls::accept`): the connection, and who is at the other end.
+    Accepting {
+        conn: Box<rustls::Connection>,
+        peer: Peer,
+    },
     /// TLS is up: the connection, and who is at the other end (for
     /// explaining a failure on the data path).
     Established {
@@ -43,6 +51,11 @@ pub(crate) struct Session {
     pub(crate) peer: String,
     /// Bound on waiting for the rest of a TLS record once reading started.
     pub(crate) io_timeout: Duration,
+    /// The handshake is still in progress (read by the `select` hook without
+    /// taking `state`).
+    accepting: AtomicBool,
+    /// When a handshake in progress must be done.
+    pub(crate) deadline: Option<Deadline>,
 }
 
 impl Session {
@@ -58,6 +71,30 @@ impl Session {
             }),
             pending: AtomicBool::new(pending),
             io_timeout,
+            accepting: AtomicBool::new(false),
+            deadline: None,
+        }
+    }
+
+    /// A server session whose handshake with `peer` has begun and goes on
+    /// as the client's bytes arrive; it must be done by `deadline`.
+    pub(crate) fn accepting(
+        conn: rustls::Connection,
+        peer: Peer,
+        io_timeout: Duration,
+        deadline: Deadline,
+    ) -> Session {
+        Session {
+            role: peer.role,
+            peer: peer.name.clone(),
+            state: Mutex::new(State::Accepting {
+                conn: Box::new(conn),
+                peer,
+            }),
+            pending: AtomicBool::new(false),
+            io_timeout,
+            accepting: AtomicBool::new(true),
+            deadline: Some(deadline),
         }
     }
 
@@ -70,24 +107,76 @@ impl Session {
             role,
             peer,
             io_timeout: Duration::ZERO,
+            accepting: AtomicBool::new(false),
+            deadline: None,
         }
     }
 
-    /// Runs `f` on the established connection. A refused descriptor fails,
-    /// and so does one whose lock a panic poisoned (its TLS state is then
-    /// unknown: fail closed, never guess).
-    pub(crate) fn with<R>(
-        &self,
-        f: impl FnOnce(&mut rustls::Connection, &Peer) -> Result<R>,
-    ) -> Result<R> {
-        let mut guard = self.state.lock().map_err(|_| {
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| {
             Error::Tls(format!(
                 "the secure connection with {} broke in an internal error; no data may pass",
                 self.peer
             ))
-        })?;
+        })
+    }
+
+    /// True while the server handshake is still in progress.
+    pub(crate) fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` on the connection of a handshake in progress; `None` when
+    /// the handshake is over (or the lock was poisoned).
+    pub(crate) fn while_accepting<R>(
+        &self,
+        f: impl FnOnce(&mut rustls::Connection, &Peer) -> R,
+    ) -> Option<R> {
+        let mut guard = self.lock().ok()?;
         match &mut *guard {
-            State::Established { conn, peer } => f(conn, peer),
+            State::Accepting { conn, peer } => Some(f(conn, peer)),
+            _ => None,
+        }
+    }
+
+    /// The handshake in progress completed: the session is established
+    /// (plaintext that came with the client's last flight is noted as
+    /// pending).
+    pub(crate) fn establish(&self) {
+        let Ok(mut guard) = self.lock() else {
+            return;
+        };
+        if let State::Accepting { .. } = &*guard {
+            if let State::Accepting { mut conn, peer } =
+                std::mem::replace(&mut *guard, State::Refused)
+            {
+                self.update_pending(&mut conn);
+                *guard = State::Established { conn, peer };
+            }
+        }
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    /// The upgrade (or the session) failed: from now on no data may pass.
+    pub(crate) fn refuse(&self) {
+        if let Ok(mut guard) = self.lock() {
+            *guard = State::Refused;
+        }
+        self.pending.store(false, Ordering::Release);
+        self.accepting.store(false, Ordering::Release);
+    }
+
+    /// Runs `f` on the connection: established, or with its handshake still
+    /// in progress (what is sent then waits inside TLS for the handshake to
+    /// end). A refused descriptor fails, and so does one whose lock a panic
+    /// poisoned (its TLS state is then unknown: fail closed, never guess).
+    pub(crate) fn with<R>(
+        &self,
+        f: impl FnOnce(&mut rustls::Connection, &Peer) -> Result<R>,
+    ) -> Result<R> {
+        let mut guard = self.lock()?;
+        match &mut *guard {
+            State::Established { conn, peer } | State::Accepting { conn, peer } => f(conn, peer),
             State::Refused => Err(Error::Tls(format!(
                 "the secure connection with {} failed earlier; no data may pass",
                 self.peer
@@ -166,6 +255,20 @@ impl Table {
                 f(fd);
             }
         }
+    }
+
+    /// The sessions below `nfds` whose server handshake is in progress.
+    pub(crate) fn accepting(&self, nfds: RawFd) -> Vec<(RawFd, Arc<Session>)> {
+        self.map()
+            .iter()
+            .filter(|(&fd, s)| fd < nfds && s.is_accepting())
+            .map(|(&fd, s)| (fd, Arc::clone(s)))
+            .collect()
+    }
+
+    /// True when some server handshake is in progress.
+    pub(crate) fn any_accepting(&self) -> bool {
+        self.map().values().any(|s| s.is_accepting())
     }
 
     /// True when no descriptor uses TLS (lets the `select` hook skip work).

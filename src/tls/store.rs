@@ -351,11 +351,12 @@ impl ClientContext {
         })
     }
 
-    /// What a connection to `host` would decide about `chain` (leaf first),
-    /// without asking anyone and without saving anything.
+    /// What a connection to `host` on `port` would decide about `chain`
+    /// (leaf first), without asking anyone and without saving anything.
     pub fn judge(
         &self,
         host: &str,
+        port: Option<u16>,
         chain: &[CertificateDer<'static>],
     ) -> Result<verify::Assessment> {
         let (leaf, rest) = chain
@@ -371,16 +372,19 @@ impl ClientContext {
             self.provider.clone(),
             self.anchors.clone(),
             host,
+            port,
         );
         Ok(verifier.assess(leaf, rest, &name, &[], UnixTime::now()))
     }
 
-    /// From now on, connections to `host` never offer to resume a session
-    /// (stock pmcd and pmproxy abort every resumption attempt with a fatal
-    /// `internal_error` alert). Returns false when that was already so.
-    pub(crate) fn stop_resuming(&self, host: &str) -> bool {
+    /// From now on, connections to `host` on `port` never offer to resume
+    /// a session (stock pmcd and pmproxy abort every resumption attempt
+    /// with a fatal `internal_error` alert). Returns false when that was
+    /// already so.
+    pub(crate) fn stop_resuming(&self, host: &str, port: Option<u16>) -> bool {
+        let key = crate::trust::store::server_key(host, port);
         let mut per_host = lock(&self.per_host);
-        let Some(config) = per_host.get(host) else {
+        let Some(config) = per_host.get(&key) else {
             return false;
         };
         if !config.1 {
@@ -388,7 +392,7 @@ impl ClientContext {
         }
         let mut config = (*config.0).clone();
         config.resumption = Resumption::disabled();
-        per_host.insert(host.to_string(), (Arc::new(config), false));
+        per_host.insert(key, (Arc::new(config), false));
         true
     }
 
@@ -397,18 +401,21 @@ impl ClientContext {
         self.identity.is_some()
     }
 
-    /// A new client connection to `name` (`host` as the user typed it),
-    /// with the scope in which this handshake's verifier and resolver record
-    /// what they learn (keep it until the handshake is over).
+    /// A new client connection to `name` (`host` as the user typed it, on
+    /// `port` when known: the configuration, its verifier and the trust
+    /// store entry are per host and port), with the scope in which this
+    /// handshake's verifier and resolver record what they learn (keep it
+    /// until the handshake is over).
     pub(crate) fn connection(
         &self,
         name: ServerName<'static>,
         host: &str,
+        port: Option<u16>,
     ) -> Result<(ClientConnection, verify::HandshakeScope)> {
         let config = {
             let mut per_host = lock(&self.per_host);
             per_host
-                .entry(host.to_string())
+                .entry(crate::trust::store::server_key(host, port))
                 .or_insert_with(|| {
                     let mut config = (*self.base).clone();
                     config.client_auth_cert_resolver = Arc::new(Identity {
@@ -420,6 +427,7 @@ impl ClientContext {
                             self.provider.clone(),
                             self.anchors.clone(),
                             host,
+                            port,
                         ),
                     ));
                     (Arc::new(config), true)
@@ -740,11 +748,66 @@ impl Store {
 /// libpcp's nine keys) and our own keys of the same file, installs it and
 /// logs where its certificate comes from. `None` after logging what is
 /// wrong: the caller then serves plain connections.
+///
+/// A configured but unusable TLS set-up does not stop the server (as in
+/// PCP 5): it serves what an unconfigured one serves, clients that insist
+/// on TLS are refused, `pmcd.feature.secure` is 0, and this error says so,
+/// with the file this program's user cannot read and how to fix it.
 pub(crate) fn install_server(from_libpcp: TlsConf) -> Option<Arc<ServerContext>> {
+    let conf = config::server_settings(from_libpcp);
     store()
-        .install(config::server_settings(from_libpcp))
-        .map_err(|e| log::error!("{e}; TLS is off, serving plain connections only"))
+        .install(conf.clone())
+        .map_err(|e| {
+            let program = program_name();
+            log::error!(
+                "{e}{}; TLS is configured but OFF: {program} serves plain connections only (pmcd.feature.secure is 0, clients that enforce TLS are refused) until this is fixed and {program} is restarted",
+                unreadable_hint(&conf, &program)
+            )
+        })
         .ok()
+}
+
+/// This program's name ("pmcd"), for messages.
+fn program_name() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .ok()
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| "this program".into())
+}
+
+/// When one of the files the server settings name cannot be read by the
+/// user this program runs as (pmcd drops to user pcp before it sets TLS
+/// up): "; pmcd runs as user ..., which cannot read FILE: ..." with the fix.
+fn unreadable_hint(conf: &TlsConf, program: &str) -> String {
+    let db = conf.nssdb.as_deref().map(|d| {
+        std::path::Path::new(d.strip_prefix("sql:").unwrap_or(d))
+            .join("cert9.db")
+            .display()
+            .to_string()
+    });
+    let files = [
+        ("tls-cert-file", conf.cert_file.clone()),
+        ("tls-key-file", conf.key_file.clone()),
+        ("tls-ca-cert-file", conf.ca_cert_file.clone()),
+        ("tls-nssdb", db),
+        ("tls-nssdb-password-file", conf.nssdb_password_file.clone()),
+    ];
+    let denied = files.into_iter().find_map(|(key, file)| {
+        let file = file?;
+        match std::fs::File::open(&file) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Some((key, file)),
+            _ => None,
+        }
+    });
+    let Some((key, file)) = denied else {
+        return String::new();
+    };
+    let user = crate::nssdb::password::current_user_name();
+    let group = crate::nssdb::password::current_group_name();
+    format!(
+        "; {program} runs as user \"{user}\", which cannot read {key} \"{file}\": make it readable by that user (chgrp {group} \"{file}\" && chmod g+r \"{file}\", and its directories searchable; `pcp-secure cert server` run as root issues keys so)"
+    )
 }
 
 /// Builds and installs the server context from an NSS database (the

@@ -29,6 +29,16 @@ impl Deadline {
         Deadline(self.0 + extra)
     }
 
+    /// True once the deadline is reached.
+    pub(crate) fn passed(&self) -> bool {
+        Instant::now() >= self.0
+    }
+
+    /// The moment itself.
+    pub(crate) fn instant(&self) -> Instant {
+        self.0
+    }
+
     fn remaining_ms(&self) -> i32 {
         let left = self.0.saturating_duration_since(Instant::now());
         // Round up so that a few microseconds left still means one more wait.
@@ -88,9 +98,14 @@ pub(crate) fn is_nonblocking(fd: RawFd) -> bool {
 
 /// One `recv` into `buf`; `Ok(0)` is end of file.
 pub(crate) fn recv_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    recv_flags(fd, buf, 0)
+}
+
+/// One `recv` into `buf` with `flags`.
+fn recv_flags(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
     loop {
         // SAFETY: buf is valid for writes of buf.len() bytes.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -103,9 +118,21 @@ pub(crate) fn recv_some(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 
 /// One `send` from `buf`, never raising SIGPIPE.
 pub(crate) fn send_some(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    send_flags(fd, buf, 0)
+}
+
+/// One `send` from `buf` with `flags`, never raising SIGPIPE.
+fn send_flags(fd: RawFd, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
     loop {
         // SAFETY: buf is valid for reads of buf.len() bytes.
-        let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+        let n = unsafe {
+            libc::send(
+                fd,
+                buf.as_ptr().cast(),
+                buf.len(),
+                flags | libc::MSG_NOSIGNAL,
+            )
+        };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -172,6 +199,46 @@ impl io::Write for FdIo {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Like [`FdIo`], but never waits, whatever the descriptor's mode: a read
+/// or write that would block fails with `WouldBlock`.
+pub(crate) struct NoWait(pub RawFd);
+
+impl io::Read for NoWait {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        recv_flags(self.0, buf, libc::MSG_DONTWAIT)
+    }
+}
+
+impl io::Write for NoWait {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        send_flags(self.0, buf, libc::MSG_DONTWAIT)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes what rustls has queued as far as the socket takes it now;
+/// `Ok(true)` when nothing is left.
+pub(crate) fn flush_now(fd: RawFd, conn: &mut Connection) -> Result<bool> {
+    while conn.wants_write() {
+        match conn.write_tls(&mut NoWait(fd)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(true)
+}
+
+/// Ends both directions of the connection at once (the peer sees the end
+/// after anything already sent); the descriptor stays open for its owner.
+pub(crate) fn shutdown(fd: RawFd) {
+    // SAFETY: shutdown takes no pointers; a bad fd only returns an error.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
 /// Why a handshake step failed: a TLS error still to be explained with the
@@ -309,6 +376,28 @@ pub(crate) fn peer_of(fd: RawFd) -> Result<(libc::sockaddr_storage, libc::sockle
         return Err(Error::Io(io::Error::last_os_error()));
     }
     Ok((addr, len))
+}
+
+/// The peer's TCP port; `None` for a unix socket or when unknown.
+pub(crate) fn peer_port(fd: RawFd) -> Option<u16> {
+    let (storage, _) = peer_of(fd).ok()?;
+    match storage.ss_family as i32 {
+        libc::AF_INET => {
+            // SAFETY: the family says this is a sockaddr_in.
+            let sin = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            Some(u16::from_be(sin.sin_port))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says this is a sockaddr_in6.
+            let sin6 = unsafe {
+                &*(&storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            Some(u16::from_be(sin6.sin6_port))
+        }
+        _ => None,
+    }
 }
 
 /// "ADDRESS:PORT" of the peer, or "fd N" when unknown.

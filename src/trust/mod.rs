@@ -4,6 +4,7 @@
 //! question, and how certificates are described to a person.
 
 pub(crate) mod certinfo;
+pub(crate) mod exposure;
 pub(crate) mod prompt;
 pub(crate) mod store;
 pub(crate) mod verify;

@@ -1,8 +1,15 @@
 //! The per-user store of server certificates a person accepted ("trust on
 //! first use") and of CAs the person trusts: a PEM file a person can read
 //! and edit, each entry a certificate preceded by a `# host:` line (an
-//! accepted server, one per host) or a `# ca:` line (a trusted CA, by
-//! label) and a `# sha256:` line.
+//! accepted server, one per host and port) or a `# ca:` line (a trusted
+//! CA, by label) and a `# sha256:` line.
+//!
+//! Servers are keyed as ssh's known_hosts keys them: `HOST` for pmcd's
+//! port 44321, `HOST:PORT` (`[ADDRESS]:PORT` for IPv6) for any other, host
+//! names compared without regard to case, so two pmcds on one host do not
+//! collide. Entries of earlier versions (host only, whatever the port)
+//! keep working: such an entry is the default port's, and on another port
+//! without an entry of its own its very certificate is still accepted.
 //!
 //! Location: `$PCP_SECURE_DB_PATH/trusted-servers.pem`, else
 //! `$HOME/.pcp/tls/trusted-servers.pem`. The directory is created 0700 and
@@ -27,10 +34,68 @@ use crate::trust::certinfo::{self, CertInfo};
 /// Name of the store file inside its directory.
 pub(crate) const FILE_NAME: &str = "trusted-servers.pem";
 
+/// pmcd's well-known port: its entries are keyed by the host alone.
+pub const DEFAULT_PORT: u16 = 44321;
+
+/// The key of a server's entry: `host` (without IPv6 brackets, in lower
+/// case) for port 44321 or an unknown port, else `host:port`, or
+/// `[address]:port` for an IPv6 address.
+pub fn server_key(host: &str, port: Option<u16>) -> String {
+    let trimmed = host.trim();
+    let host = trimmed
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .filter(|h| !h.is_empty())
+        .unwrap_or(trimmed)
+        .to_ascii_lowercase();
+    match port {
+        None | Some(DEFAULT_PORT) => host,
+        Some(port) if host.contains(':') => format!("[{host}]:{port}"),
+        Some(port) => format!("{host}:{port}"),
+    }
+}
+
+/// The key of an entry's `# host:` name as written (by hand, or by an
+/// earlier version): the same rule as [`server_key`], so "Collector",
+/// "collector:44321" and "collector" are one key.
+pub fn entry_key(name: &str) -> String {
+    let (host, port) = split_host_port(name);
+    server_key(host, port)
+}
+
+/// `HOST`, `HOST:PORT`, `[ADDRESS]:PORT`, `[ADDRESS]` or a bare IPv6
+/// address split into host and port (a port only where it is one).
+pub fn split_host_port(text: &str) -> (&str, Option<u16>) {
+    let text = text.trim();
+    if let Some(rest) = text.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((host, after)) if !host.is_empty() => match after.strip_prefix(':') {
+                Some(port) => match port.parse() {
+                    Ok(port) => (host, Some(port)),
+                    Err(_) => (text, None),
+                },
+                None if after.is_empty() => (host, None),
+                None => (text, None),
+            },
+            _ => (text, None),
+        };
+    }
+    match text.split_once(':') {
+        Some((host, port)) if !host.is_empty() && !port.contains(':') => {
+            match port.parse::<u16>() {
+                Ok(port) => (host, Some(port)),
+                Err(_) => (text, None),
+            }
+        }
+        _ => (text, None),
+    }
+}
+
 /// One accepted certificate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The host name as the user typed it (no port); for a CA, its label.
+    /// The server's key (see [`server_key`]: `HOST` for port 44321,
+    /// `HOST:PORT` otherwise); for a CA, its label.
     pub host: String,
     /// A trusted CA (its certificates' issuer) rather than one server's own.
     pub ca: bool,
@@ -107,47 +172,49 @@ impl TrustStore {
     /// directory or the file belongs to another user (root excepted) or
     /// is writable by its group or by anyone. `None` when it is safe.
     pub fn unsafe_because(&self) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid takes no arguments and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        for path in [self.dir.clone(), self.file()] {
-            let Ok(meta) = fs::metadata(&path) else {
-                continue;
-            };
-            let mode = meta.mode() & 0o7777;
-            if meta.uid() != me && meta.uid() != 0 {
-                return Some(format!(
-                    "trust store \"{}\": {} belongs to user {}, not to you; it is not used for trust decisions (fix: remove it, or chown it to yourself)",
-                    self.file().display(),
-                    path.display(),
-                    crate::nssdb::password::user_name(meta.uid())
-                ));
-            }
-            if mode & 0o022 != 0 {
-                return Some(format!(
-                    "trust store \"{}\": {} is writable by other users (mode {mode:04o}), so anyone could have added a server to it; it is not used for trust decisions (fix: chmod go-w {})",
-                    self.file().display(),
-                    path.display(),
-                    path.display()
-                ));
-            }
-        }
-        None
+        let file = self.file();
+        crate::trust::exposure::exposure(&[&self.dir, &file])
+            .map(|e| e.describe(&format!("trust store \"{}\"", file.display())))
     }
 
-    /// What the saved server entries say about `cert` for `host`.
-    pub(crate) fn verdict(entries: &[Entry], host: &str, cert: &CertificateDer<'_>) -> Verdict {
-        match entries.iter().rev().find(|e| !e.ca && e.host == host) {
-            None => Verdict::Unknown,
+    /// The entry saved for the server `host` on `port` (`None`: the port
+    /// is not known, as through pmproxy's relay), the latest if several.
+    pub fn find<'a>(entries: &'a [Entry], host: &str, port: Option<u16>) -> Option<&'a Entry> {
+        let key = server_key(host, port);
+        entries
+            .iter()
+            .rev()
+            .find(|e| !e.ca && entry_key(&e.host) == key)
+    }
+
+    /// What the saved server entries say about `cert` for `host` on
+    /// `port`. A server without an entry of its own on a port other than
+    /// 44321 is accepted when the host's default-port entry (what earlier
+    /// versions saved for any port) holds this very certificate; another
+    /// certificate there is not "changed", only unknown: it may well be
+    /// another pmcd's.
+    pub(crate) fn verdict(
+        entries: &[Entry],
+        host: &str,
+        port: Option<u16>,
+        cert: &CertificateDer<'_>,
+    ) -> Verdict {
+        match Self::find(entries, host, port) {
             Some(e) if e.der.as_ref() == cert.as_ref() => Verdict::Accepted,
             Some(e) => Verdict::Changed(certinfo::sha256(&e.der)),
+            None => match Self::find(entries, host, None) {
+                Some(e) if e.der.as_ref() == cert.as_ref() => Verdict::Accepted,
+                _ => Verdict::Unknown,
+            },
         }
     }
 
-    /// Saves `cert` as the accepted certificate of `host`, replacing any
-    /// earlier one for that host. Never rewrites a file it cannot parse.
-    pub fn save(&self, host: &str, cert: &CertificateDer<'_>) -> Result<()> {
-        self.save_entry(host, cert, false)
+    /// Saves `cert` as the accepted certificate of the server `host` on
+    /// `port`, replacing any earlier one for it. Never rewrites a file it
+    /// cannot parse.
+    pub fn save(&self, host: &str, port: Option<u16>, cert: &CertificateDer<'_>) -> Result<()> {
+        let key = server_key(host, port);
+        self.save_entry(&key, cert, false)
     }
 
     /// Saves `cert` as a trusted CA labelled `label`, replacing any earlier
@@ -166,7 +233,14 @@ impl TrustStore {
         }
         self.create_dir()?;
         self.update(|entries| {
-            entries.retain(|e| e.ca != ca || e.host != name);
+            entries.retain(|e| {
+                e.ca != ca
+                    || if ca {
+                        e.host != name
+                    } else {
+                        entry_key(&e.host) != name
+                    }
+            });
             entries.push(Entry {
                 host: name.to_string(),
                 ca,
@@ -178,16 +252,26 @@ impl TrustStore {
         .map(|_| ())
     }
 
-    /// Removes every entry (server or CA) named `host`; says whether there
-    /// was one. A missing
-    /// store is left missing; a file it cannot parse is never rewritten.
-    pub fn remove(&self, host: &str) -> Result<bool> {
+    /// Removes the entries of the server `host` on `port`; says whether
+    /// there was one. A missing store is left missing; a file it cannot
+    /// parse is never rewritten.
+    pub fn remove(&self, host: &str, port: Option<u16>) -> Result<bool> {
+        let key = server_key(host, port);
+        self.remove_where(|e| !e.ca && entry_key(&e.host) == key)
+    }
+
+    /// Removes the CA labelled `label`; says whether there was one.
+    pub fn remove_ca(&self, label: &str) -> Result<bool> {
+        self.remove_where(|e| e.ca && e.host == label)
+    }
+
+    fn remove_where(&self, doomed: impl Fn(&Entry) -> bool) -> Result<bool> {
         if !self.dir.is_dir() {
             return Ok(false);
         }
         self.update(|entries| {
             let before = entries.len();
-            entries.retain(|e| e.host != host);
+            entries.retain(|e| !doomed(e));
             entries.len() != before
         })
     }
@@ -306,8 +390,12 @@ pub fn parse(text: &str) -> std::result::Result<Vec<Entry>, String> {
             block.push_str(trimmed);
             block.push('\n');
             if trimmed == "-----END CERTIFICATE-----" {
-                let der = CertificateDer::from_pem_slice(block.as_bytes())
-                    .map_err(|e| format!("line {start}: broken PEM certificate ({e})"))?;
+                let der = CertificateDer::from_pem_slice(block.as_bytes()).map_err(|e| {
+                    format!(
+                        "line {start}: broken PEM certificate ({})",
+                        crate::tls::certs::pem_problem(&e)
+                    )
+                })?;
                 let (host, ca) = host.take().ok_or_else(|| {
                     format!("line {start}: certificate without a \"# host:\" or \"# ca:\" line")
                 })?;
@@ -490,21 +578,21 @@ mod tests {
     fn save_then_load_round_trips_with_modes_and_replaces_per_host() {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::in_dir(dir.path().join("sub"));
-        store.save("a.example", &cert(b"first")).unwrap();
-        store.save("b.example", &cert(b"second")).unwrap();
-        store.save("a.example", &cert(b"third")).unwrap();
+        store.save("a.example", None, &cert(b"first")).unwrap();
+        store.save("b.example", None, &cert(b"second")).unwrap();
+        store.save("a.example", None, &cert(b"third")).unwrap();
         let entries = store.load().unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(
-            TrustStore::verdict(&entries, "a.example", &cert(b"third")),
+            TrustStore::verdict(&entries, "a.example", None, &cert(b"third")),
             Verdict::Accepted
         );
         assert!(matches!(
-            TrustStore::verdict(&entries, "a.example", &cert(b"first")),
+            TrustStore::verdict(&entries, "a.example", None, &cert(b"first")),
             Verdict::Changed(_)
         ));
         assert_eq!(
-            TrustStore::verdict(&entries, "c.example", &cert(b"first")),
+            TrustStore::verdict(&entries, "c.example", None, &cert(b"first")),
             Verdict::Unknown
         );
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -515,7 +603,7 @@ mod tests {
         // A rewrite keeps each entry's saved time.
         let edited = text.replacen(&entries[0].saved, "2001-02-03T04:05:06Z", 1);
         fs::write(store.file(), edited).unwrap();
-        store.save("c.example", &cert(b"fourth")).unwrap();
+        store.save("c.example", None, &cert(b"fourth")).unwrap();
         assert!(fs::read_to_string(store.file())
             .unwrap()
             .contains("# saved: 2001-02-03T04:05:06Z"));
@@ -526,19 +614,96 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::in_dir(dir.path());
         store.save_ca("site", &cert(b"ca")).unwrap();
-        store.save("site", &cert(b"server")).unwrap();
+        store.save("site", None, &cert(b"server")).unwrap();
         let entries = store.load().unwrap();
         assert_eq!(entries.len(), 2, "a CA and a host may share a name");
         assert!(entries.iter().any(|e| e.ca && e.der.as_ref() == b"ca"));
         assert_eq!(
-            TrustStore::verdict(&entries, "site", &cert(b"server")),
+            TrustStore::verdict(&entries, "site", None, &cert(b"server")),
             Verdict::Accepted
+        );
+        assert_eq!(
+            TrustStore::verdict(&entries, "site", None, &cert(b"ca")),
+            Verdict::Changed(certinfo::sha256(b"server")),
+            "a CA entry is no server's"
         );
         assert!(fs::read_to_string(store.file())
             .unwrap()
             .contains("# ca: site\n"));
-        assert!(store.remove("site").unwrap());
+        assert!(store.remove("site", None).unwrap());
+        assert_eq!(store.load().unwrap().len(), 1, "the CA stays");
+        assert!(!store.remove_ca("other").unwrap());
+        assert!(store.remove_ca("site").unwrap());
         assert!(store.load().unwrap().is_empty());
+    }
+
+    #[test]
+    fn servers_are_keyed_by_host_and_port_without_regard_to_case() {
+        assert_eq!(
+            server_key("Collector.Example", Some(44321)),
+            "collector.example"
+        );
+        assert_eq!(server_key("collector", Some(44322)), "collector:44322");
+        assert_eq!(server_key("[::1]", Some(44322)), "[::1]:44322");
+        assert_eq!(server_key("::1", None), "::1");
+        assert_eq!(entry_key("COLLECTOR:44321"), "collector");
+        assert_eq!(entry_key("[::1]:44321"), "::1");
+        assert_eq!(entry_key("[::1]"), "::1");
+        assert_eq!(entry_key("fe80::1"), "fe80::1");
+        assert_eq!(entry_key("h:x"), "h:x");
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::in_dir(dir.path());
+        // Two pmcds on one host: neither replaces the other's entry.
+        store
+            .save("Collector", Some(44321), &cert(b"first"))
+            .unwrap();
+        store
+            .save("collector", Some(44322), &cert(b"second"))
+            .unwrap();
+        let entries = store.load().unwrap();
+        assert_eq!(entries.len(), 2);
+        let verdict = |host, port, c: &[u8]| TrustStore::verdict(&entries, host, port, &cert(c));
+        assert_eq!(
+            verdict("COLLECTOR", Some(44321), b"first"),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict("collector", Some(44322), b"second"),
+            Verdict::Accepted
+        );
+        assert!(matches!(
+            verdict("collector", Some(44322), b"first"),
+            Verdict::Changed(_)
+        ));
+        assert!(matches!(
+            verdict("collector", Some(44321), b"second"),
+            Verdict::Changed(_)
+        ));
+        // A third port: the default port's very certificate (an entry an
+        // earlier version saved for any port) is accepted, another unknown.
+        assert_eq!(
+            verdict("collector", Some(5000), b"first"),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            verdict("collector", Some(5000), b"second"),
+            Verdict::Unknown
+        );
+        assert!(store.remove("collector", Some(44322)).unwrap());
+        assert_eq!(store.load().unwrap().len(), 1);
+        // Written by hand or by an earlier version, in another case.
+        fs::write(
+            store.file(),
+            fs::read_to_string(store.file())
+                .unwrap()
+                .replace("# host: collector\n", "# host: COLLECTOR\n"),
+        )
+        .unwrap();
+        store.save("collector", None, &cert(b"third")).unwrap();
+        let entries = store.load().unwrap();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].host, "collector");
     }
 
     #[test]
@@ -548,7 +713,7 @@ mod tests {
         fs::write(store.file(), "this is not a trust store\n").unwrap();
         let err = store.load().unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains(FILE_NAME), "{err}");
-        assert!(store.save("h", &cert(b"x")).is_err());
+        assert!(store.save("h", None, &cert(b"x")).is_err());
         assert_eq!(
             fs::read_to_string(store.file()).unwrap(),
             "this is not a trust store\n"
@@ -559,7 +724,7 @@ mod tests {
     fn a_wrong_fingerprint_line_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let store = TrustStore::in_dir(dir.path());
-        store.save("h", &cert(b"x")).unwrap();
+        store.save("h", None, &cert(b"x")).unwrap();
         let text = fs::read_to_string(store.file()).unwrap();
         let tampered = text.replace(&certinfo::sha256(b"x"), &certinfo::sha256(b"y"));
         let err = parse(&tampered).unwrap_err();
@@ -573,24 +738,24 @@ mod tests {
     fn remove_drops_only_that_host_and_never_touches_a_corrupt_store() {
         let dir = tempfile::tempdir().unwrap();
         let missing = TrustStore::in_dir(dir.path().join("none"));
-        assert!(!missing.remove("h").unwrap());
+        assert!(!missing.remove("h", None).unwrap());
         assert!(!dir.path().join("none").exists());
 
         let store = TrustStore::in_dir(dir.path());
-        store.save("a.example", &cert(b"first")).unwrap();
-        store.save("b.example", &cert(b"second")).unwrap();
-        assert!(store.remove("a.example").unwrap());
-        assert!(!store.remove("a.example").unwrap());
+        store.save("a.example", None, &cert(b"first")).unwrap();
+        store.save("b.example", None, &cert(b"second")).unwrap();
+        assert!(store.remove("a.example", None).unwrap());
+        assert!(!store.remove("a.example", None).unwrap());
         let entries = store.load().unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].host, "b.example");
         let mode = fs::metadata(store.file()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(store.remove("b.example").unwrap());
+        assert!(store.remove("b.example", None).unwrap());
         assert!(store.load().unwrap().is_empty());
 
         fs::write(store.file(), "this is not a trust store\n").unwrap();
-        let err = store.remove("b.example").unwrap_err().to_string();
+        let err = store.remove("b.example", None).unwrap_err().to_string();
         assert!(err.contains("line 1") && err.contains(FILE_NAME), "{err}");
         assert_eq!(
             fs::read_to_string(store.file()).unwrap(),
@@ -607,7 +772,7 @@ mod tests {
                 let store = store.clone();
                 std::thread::spawn(move || {
                     store
-                        .save(&format!("h{i}"), &cert(format!("c{i}").as_bytes()))
+                        .save(&format!("h{i}"), None, &cert(format!("c{i}").as_bytes()))
                         .unwrap()
                 })
             })

@@ -130,6 +130,9 @@ pub(crate) struct PcpServerVerifier {
     provider: Arc<CryptoProvider>,
     anchors: Arc<Anchors>,
     host: String,
+    /// The server's port, when known: trust store entries are per host
+    /// and port.
+    port: Option<u16>,
     store: Option<TrustStore>,
 }
 
@@ -170,20 +173,28 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 impl PcpServerVerifier {
-    /// A verifier for a connection to `host` (as the user typed it).
+    /// A verifier for a connection to `host` (as the user typed it) on
+    /// `port` (`None` when not known).
     pub(crate) fn new(
         webpki: Arc<WebPkiServerVerifier>,
         provider: Arc<CryptoProvider>,
         anchors: Arc<Anchors>,
         host: &str,
+        port: Option<u16>,
     ) -> PcpServerVerifier {
         PcpServerVerifier {
             webpki,
             provider,
             anchors,
             host: host.to_string(),
+            port,
             store: TrustStore::for_user(),
         }
+    }
+
+    /// The server's trust store key ("host", "host:port").
+    fn key(&self) -> String {
+        crate::trust::store::server_key(&self.host, self.port)
     }
 
     /// Asks, and where nobody could be asked (a daemon, a job without a
@@ -212,8 +223,9 @@ impl PcpServerVerifier {
             s => format!("trust store \"{s}\""),
         };
         format!(
-            "nobody could be asked about the server \"{}\" (no terminal); to trust it, run `pcp-secure trust add {} FILE` as user \"{user}\" ({store}) with FILE holding the server's certificate, or add the CA that issued it to tls-ca-cert-file",
-            self.host, self.host
+            "nobody could be asked about the server \"{}\" (no terminal); to trust it, run `pcp-secure trust add {key}` as user \"{user}\" (or as root `pcp-secure trust add --user {user} {key}`; {store}), which fetches its certificate and shows its fingerprints, or add the CA that issued it to tls-ca-cert-file",
+            self.host,
+            key = self.key()
         )
     }
 
@@ -278,7 +290,7 @@ impl PcpServerVerifier {
             }),
             None => Vec::new(),
         };
-        match TrustStore::verdict(&entries, &self.host, end_entity) {
+        match TrustStore::verdict(&entries, &self.host, self.port, end_entity) {
             Verdict::Accepted => Assessment::Trusted(Why::Saved),
             Verdict::Changed(saved) => Assessment::Changed(saved),
             Verdict::Unknown => Assessment::UntrustedIssuer(name_error),
@@ -302,12 +314,13 @@ impl PcpServerVerifier {
              @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
              Someone could be intercepting this connection (a man-in-the-middle\n\
              attack), or the server's certificate was replaced.\n\
-             The certificate saved for {host} in {file}\n\
+             The certificate saved for {key} in {file}\n\
              has SHA256 fingerprint {saved};\n\
              the server now presents {now_fp}.\n\
-             If the change is expected, remove the entry for {host} from that file\n\
-             (or run: pcp-secure trust remove {host}) and connect again.\n",
+             If the change is expected, remove the entry for {key} from that file\n\
+             (or run: pcp-secure trust remove {key}) and connect again.\n",
             host = self.host,
+            key = self.key(),
         ));
         other(format!(
             "the certificate of host \"{}\" has changed since it was saved in {file}; refusing it",
@@ -343,7 +356,7 @@ impl PcpServerVerifier {
             self.name_mismatch(&info, e)?;
         }
         match &self.store {
-            Some(store) => match store.save(&self.host, end_entity) {
+            Some(store) => match store.save(&self.host, self.port, end_entity) {
                 Ok(()) => {
                     if let Some(scope) = HandshakeScope::current() {
                         scope.saved.store(true, Ordering::Relaxed);

@@ -23,6 +23,7 @@ use tempfile::TempDir;
 
 pub mod nss;
 pub mod pmproxy;
+pub mod stall;
 
 pub const PMCD: &str = "/usr/lib/pcp/bin/pmcd";
 pub const PMINFO: &str = "/usr/bin/pminfo";
@@ -251,6 +252,17 @@ pub fn stop_child(child: &mut Option<Child>, grace: Duration) {
     let _ = child.wait();
 }
 
+/// The uid and primary gid of user `name`.
+pub fn user_ids(name: &str) -> Option<(u32, u32)> {
+    let out = Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .ok()?;
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
 /// The name of the user the tests run as.
 pub fn user_name() -> String {
     let out = Command::new("id").arg("-un").output().expect("id runs");
@@ -276,6 +288,27 @@ fn base_env(cmd: &mut Command) {
         cmd.env("PATH", "/usr/local/bin:/usr/bin:/bin");
     }
     cmd.env("LC_ALL", "C");
+}
+
+/// Connections to the local `port` that its server has not closed yet
+/// (ESTABLISHED, SYN_RECV and CLOSE_WAIT sockets whose local port it is,
+/// from /proc/net/tcp and tcp6).
+pub fn open_connections_on(port: u16) -> usize {
+    let port = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
+                })
+                .count()
+        })
+        .sum()
 }
 
 // ---------------------------------------------------------------------------
@@ -378,6 +411,15 @@ impl Certs {
             ("tls-client-key-file", &self.path(&format!("{name}.key"))),
         ])
     }
+}
+
+/// Replaces `to` with a copy of `from` as certbot and friends do: written
+/// beside it, then renamed over it (a reader never sees half a file).
+pub fn renew_file(from: &str, to: &Path) {
+    let tmp = to.with_extension("new");
+    std::fs::copy(from, &tmp).unwrap_or_else(|e| panic!("cannot copy {from}: {e}"));
+    std::fs::rename(&tmp, to)
+        .unwrap_or_else(|e| panic!("cannot rename over {}: {e}", to.display()));
 }
 
 /// Builds tls.conf text from key/value pairs.
@@ -730,9 +772,17 @@ pub struct PmcdBuilder {
     cert_required: bool,
     extra_env: Vec<(String, String)>,
     ipv6: bool,
+    user: Option<String>,
 }
 
 impl PmcdBuilder {
+    /// Run pmcd as `user` (through `setpriv`, from the start, as a pmcd
+    /// started by root is once it dropped to its -U user): its directory
+    /// is given to that user; the tests must run as root.
+    pub fn run_as(mut self, user: &str) -> Self {
+        self.user = Some(user.to_string());
+        self
+    }
     /// LD_PRELOAD libpcp_secure into pmcd.
     pub fn preload_ours(mut self, yes: bool) -> Self {
         self.preload_ours = yes;
@@ -811,6 +861,14 @@ impl Pmcd {
             &dir.path().join("tls.conf"),
             opts.tls_conf.as_deref().unwrap_or(""),
         );
+        if let Some(user) = &opts.user {
+            let (uid, gid) =
+                user_ids(user).unwrap_or_else(|| panic!("no user \"{user}\" to run pmcd as"));
+            for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+                std::os::unix::fs::chown(entry.path(), Some(uid), Some(gid)).unwrap();
+            }
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
 
         let mut pmcd = Pmcd {
             child: None,
@@ -851,7 +909,22 @@ impl Pmcd {
         for f in ["pmcd.log", "pmcd.stdout", "pmcd.stderr", "pmcd.socket"] {
             let _ = std::fs::remove_file(self.file(f));
         }
-        let mut cmd = Command::new(PMCD);
+        let mut cmd = match &self.opts.user {
+            Some(user) => {
+                let mut cmd = Command::new("/usr/bin/setpriv");
+                cmd.args([
+                    "--reuid",
+                    user,
+                    "--regid",
+                    user,
+                    "--init-groups",
+                    "--",
+                    PMCD,
+                ]);
+                cmd
+            }
+            None => Command::new(PMCD),
+        };
         base_env(&mut cmd);
         cmd.env("PCP_TLSCONF_PATH", self.file("tls.conf"));
         if self.opts.preload_ours {
@@ -1014,21 +1087,7 @@ impl Pmcd {
     /// client has left while pmcd still holds them (CLOSE_WAIT), from
     /// /proc/net/tcp and tcp6 (sockets whose local port is pmcd's).
     pub fn open_connections(&self) -> usize {
-        let port = format!(":{:04X}", self.port);
-        ["/proc/net/tcp", "/proc/net/tcp6"]
-            .iter()
-            .filter_map(|f| std::fs::read_to_string(f).ok())
-            .map(|table| {
-                table
-                    .lines()
-                    .skip(1)
-                    .filter(|l| {
-                        let w: Vec<&str> = l.split_whitespace().collect();
-                        w.len() > 3 && w[1].ends_with(&port) && matches!(w[3], "01" | "03" | "08")
-                    })
-                    .count()
-            })
-            .sum()
+        open_connections_on(self.port)
     }
 
     /// Polls until pmcd has closed every client connection (its side of

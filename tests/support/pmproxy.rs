@@ -239,9 +239,59 @@ impl Pmproxy {
         self.port
     }
 
-    /// pmproxy's process id.
+    /// The running pmproxy's process id (`-f`: pmproxy itself, not a
+    /// daemonised copy).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("pmproxy is running").id()
+        self.child.as_ref().expect("pmproxy not running").id()
+    }
+
+    /// How many descriptors pmproxy has open (entries of /proc/PID/fd).
+    pub fn fd_count(&self) -> usize {
+        let pid = self.pid();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+            .count()
+    }
+
+    /// pmproxy's open descriptors, one `N -> target` line each in number
+    /// order, for failure messages.
+    pub fn fd_listing(&self) -> String {
+        let pid = self.pid();
+        let mut fds: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let n = e.file_name().to_str().and_then(|n| n.parse().ok());
+                        let target = std::fs::read_link(e.path())
+                            .map(|t| t.display().to_string())
+                            .unwrap_or_default();
+                        (n.unwrap_or(u32::MAX), target)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        fds.sort();
+        fds.iter().map(|(n, t)| format!("  {n} -> {t}\n")).collect()
+    }
+
+    /// Connections to pmproxy's port that pmproxy has not closed yet
+    /// (ESTABLISHED, SYN_RECV, CLOSE_WAIT sockets whose local port is
+    /// pmproxy's, from /proc/net/tcp and tcp6).
+    pub fn open_connections(&self) -> usize {
+        super::open_connections_on(self.port)
+    }
+
+    /// pmproxy's resident set size in kB (VmRSS in /proc/PID/status).
+    pub fn vm_rss_kb(&self) -> u64 {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
     }
 
     pub fn addr(&self) -> SocketAddr {

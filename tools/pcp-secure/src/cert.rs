@@ -6,9 +6,11 @@
 //! guide recommends). A CA made elsewhere can sign too, if its key is an
 //! unencrypted PKCS#8 PEM (ECDSA, Ed25519 or RSA).
 //!
-//! Files are created with their final mode (keys 0600, certificates 0644)
-//! and never replaced without `--force`; with it, each file is written
-//! beside its target and renamed over it.
+//! Files are created with their final mode (keys 0600, certificates 0644;
+//! a server key issued by root 0640 with the group of the user pmcd runs
+//! as) and never replaced without `--force`; with it, each file is written
+//! beside its target and renamed over it, and replacing a CA says what it
+//! breaks.
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
@@ -99,7 +101,9 @@ Every HOST becomes a subjectAltName (IP addresses as IP, the rest as DNS
 names; *.example.com is allowed); the first is also the common name.
 Name the server exactly as clients will type it after -h: for example
   pcp-secure cert server localhost 127.0.0.1 ::1 collector.example.com
-NAME.crt holds the server certificate followed by the CA certificate.")]
+NAME.crt holds the server certificate followed by the CA certificate.
+Run as root, NAME.key is written root:pcp mode 0640 (--service-user), since
+pmcd reads it after dropping to user pcp; never readable by others.")]
 struct ServerArgs {
     /// Host names and IP addresses the server is reached by.
     #[arg(value_name = "HOST", required = true)]
@@ -111,6 +115,12 @@ struct ServerArgs {
     /// Days the certificate is valid (at most until the CA expires).
     #[arg(long, value_name = "N", default_value_t = 825)]
     days: u32,
+    /// The user pmcd runs as (its -U): run as root, the key is written
+    /// owned by root, group of that user, mode 0640, so pmcd can read it
+    /// after it drops to that user. Default: pcp when run as root and that
+    /// user exists; otherwise the key is yours, mode 0600.
+    #[arg(long, value_name = "NAME", value_parser = crate::user::ServiceUser::parse)]
+    service_user: Option<crate::user::ServiceUser>,
 }
 
 #[derive(clap::Args)]
@@ -174,6 +184,11 @@ fn ca(args: CaArgs) -> Result<()> {
     }
     let (crt, key) = (dir.join("ca.crt"), dir.join("ca.key"));
     refuse_existing(&[&crt, &key], args.common.force)?;
+    let replaced = if args.common.force {
+        replaced_ca(dir, &crt)
+    } else {
+        None
+    };
 
     let key_pair = generate(args.common.key_type)?;
     let mut params = CertificateParams::default();
@@ -191,12 +206,15 @@ fn ca(args: CaArgs) -> Result<()> {
     write_files(
         dir,
         &[
-            (&key, key_pair.serialize_pem(), 0o600),
-            (&crt, cert.pem(), 0o644),
+            Written::new(&key, key_pair.serialize_pem(), 0o600),
+            Written::new(&crt, cert.pem(), 0o644),
         ],
         args.common.force,
     )?;
     let (crt, key) = (absolute(&crt), absolute(&key));
+    if let Some(warning) = replaced {
+        eprintln!("{warning}");
+    }
     let info = CertInfo::of(cert.der());
     println!(
         "wrote {} (CA certificate \"{}\", valid until {})",
@@ -224,6 +242,49 @@ fn ca(args: CaArgs) -> Result<()> {
     Ok(())
 }
 
+/// What replacing the CA in `crt` breaks, when there is one: the
+/// certificates of `dir` it issued, and every client or pmcd trusting it.
+fn replaced_ca(dir: &Path, crt: &Path) -> Option<String> {
+    let old = pcp_secure::api::certs::load_chain("CA certificate", crt.to_str()?)
+        .ok()?
+        .remove(0);
+    let info = CertInfo::of(&old);
+    let (_, old_x509) = X509Certificate::from_der(&old).ok()?;
+    let mut issued: Vec<String> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "crt") && path != crt)
+        .filter(|path| {
+            let Some(first) = path
+                .to_str()
+                .and_then(|p| pcp_secure::api::certs::load_chain("certificate", p).ok())
+                .and_then(|chain| chain.into_iter().next())
+            else {
+                return false;
+            };
+            X509Certificate::from_der(&first).is_ok_and(|(_, leaf)| {
+                leaf.issuer().as_raw() == old_x509.subject().as_raw()
+                    && pcp_secure::api::trust::signed_by(&first, &old).is_ok()
+            })
+        })
+        .map(|path| path.display().to_string())
+        .collect();
+    issued.sort();
+    let issued = if issued.is_empty() {
+        String::new()
+    } else {
+        format!(" (here: {})", issued.join(", "))
+    };
+    Some(format!(
+        "pcp-secure cert: warning: replacing the CA \"{}\" (SHA256 {}) of {}. This breaks every certificate it issued{issued}: they no longer chain to ca.crt, so reissue each server and client certificate with `pcp-secure cert server|client ... --force`; and every client and pmcd that trusts the old CA (tls-ca-cert-file, `pcp-secure trust add --ca`) refuses certificates of the new one until it is given the new ca.crt",
+        info.subject,
+        info.sha256,
+        crt.display()
+    ))
+}
+
 fn server(args: ServerArgs) -> Result<()> {
     let mut sans = Vec::new();
     for host in &args.hosts {
@@ -231,16 +292,36 @@ fn server(args: ServerArgs) -> Result<()> {
     }
     let first = host_text(&args.hosts[0]);
     let out = args.issue.out.clone().unwrap_or_else(|| "server".into());
-    let made = issue(&args.common, &args.issue, &out, args.days, |params| {
-        params.distinguished_name = common_name(&first);
-        params.subject_alt_names = sans;
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-    })?;
+    let reader = key_reader(args.service_user)?;
+    let made = issue(
+        &args.common,
+        &args.issue,
+        &out,
+        args.days,
+        reader.as_ref(),
+        |params| {
+            params.distinguished_name = common_name(&first);
+            params.subject_alt_names = sans;
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+        },
+    )?;
     let names: Vec<String> = args.hosts.iter().map(|h| host_text(h)).collect();
     made.report(&format!("server certificate for {}", names.join(", ")));
+    if let Some(user) = &reader {
+        if let Err(why) = crate::user::as_user(user, || fs::File::open(&made.key).map(drop))
+            .and_then(|opened| opened.map_err(|e| e.to_string()))
+        {
+            println!(
+                "warning: user {} (pmcd's) still cannot open {} ({why}): let it into the directories on the way (chmod o+x or chgrp {} DIR && chmod g+x DIR), or pmcd serves plain connections only",
+                user.name,
+                made.key.display(),
+                pcp_secure::api::nssdb::password::group_name(user.gid)
+            );
+        }
+    }
     println!("In pmcd's tls.conf (PCP_TLSCONF_PATH, normally /etc/pcp/tls.conf):");
     println!("tls-cert-file = {}", made.crt.display());
     println!("tls-key-file = {}", made.key.display());
@@ -267,7 +348,7 @@ fn client(args: ClientArgs) -> Result<()> {
             name.clone()
         }
     };
-    let made = issue(&args.common, &args.issue, &out, args.days, |params| {
+    let made = issue(&args.common, &args.issue, &out, args.days, None, |params| {
         params.distinguished_name = common_name(&name);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     })?;
@@ -287,6 +368,8 @@ struct Issued {
     info: CertInfo,
     /// The CA's end of validity, when it cut the requested --days short.
     capped: Option<String>,
+    /// How the key may be read, for the report ("mode 0600").
+    key_access: String,
 }
 
 impl Issued {
@@ -298,7 +381,11 @@ impl Issued {
             self.crt.display(),
             self.info.not_after
         );
-        println!("wrote {} (its private key, mode 0600)", self.key.display());
+        println!(
+            "wrote {} (its private key, {})",
+            self.key.display(),
+            self.key_access
+        );
         println!("SHA256 fingerprint {}", self.info.sha256);
         if let Some(until) = &self.capped {
             println!("note: the validity was cut short to the CA's own end ({until})");
@@ -323,6 +410,7 @@ fn issue(
     issue: &Issue,
     out: &str,
     days: u32,
+    reader: Option<&crate::user::ServiceUser>,
     shape: impl FnOnce(&mut CertificateParams),
 ) -> Result<Issued> {
     check_file_name(out).map_err(|why| format!("--out \"{out}\" {why}"))?;
@@ -381,12 +469,23 @@ fn issue(
     check_issued(cert.der(), &ca)?;
 
     let chain = format!("{}{}", cert.pem(), ca.pem);
+    let (key_file, key_access) = match reader {
+        Some(user) => (
+            Written::shared(&key, key_pair.serialize_pem(), user.gid),
+            format!(
+                "group {}, mode 0640: readable by user {}, whom pmcd runs as",
+                pcp_secure::api::nssdb::password::group_name(user.gid),
+                user.name
+            ),
+        ),
+        None => (
+            Written::new(&key, key_pair.serialize_pem(), 0o600),
+            "mode 0600".to_string(),
+        ),
+    };
     write_files(
         dir,
-        &[
-            (&key, key_pair.serialize_pem(), 0o600),
-            (&crt, chain, 0o644),
-        ],
+        &[key_file, Written::new(&crt, chain, 0o644)],
         common.force,
     )?;
     Ok(Issued {
@@ -395,6 +494,7 @@ fn issue(
         ca: absolute(&ca.crt_path),
         info: CertInfo::of(cert.der()),
         capped,
+        key_access,
     })
 }
 
@@ -692,11 +792,58 @@ fn refuse_existing(paths: &[&Path], force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Writes each (path, text, mode), creating each file with its mode.
-/// Without `force` an existing file is never touched, and on failure the
-/// files written so far are removed. With it, every file is first written
-/// beside its target, and only once all are written renamed over them.
-fn write_files(dir: &Path, files: &[(&PathBuf, String, u32)], force: bool) -> Result<()> {
+/// Who may read a server key: the user pmcd runs as (`--service-user`),
+/// when run as root. `None`: only the user running this command (0600).
+fn key_reader(named: Option<crate::user::ServiceUser>) -> Result<Option<crate::user::ServiceUser>> {
+    let root = crate::user::euid() == 0;
+    match named {
+        Some(user) if root => Ok(Some(user)),
+        Some(user) if user.uid == crate::user::euid() => Ok(None),
+        Some(user) => Err(format!(
+            "--service-user {}: only root can give a key to another user (you are {})",
+            user.name,
+            crate::user::ServiceUser::current().name
+        )),
+        None if root => Ok(crate::user::ServiceUser::parse("pcp").ok()),
+        None => Ok(None),
+    }
+}
+
+/// One file to write: where, what, its final mode and group.
+struct Written<'a> {
+    path: &'a Path,
+    text: String,
+    mode: u32,
+    /// The group the file is given (its owner stays the writer).
+    group: Option<libc::gid_t>,
+}
+
+impl<'a> Written<'a> {
+    fn new(path: &'a Path, text: String, mode: u32) -> Written<'a> {
+        Written {
+            path,
+            text,
+            mode,
+            group: None,
+        }
+    }
+
+    /// A key readable by group `gid` too (mode 0640).
+    fn shared(path: &'a Path, text: String, gid: libc::gid_t) -> Written<'a> {
+        Written {
+            path,
+            text,
+            mode: 0o640,
+            group: Some(gid),
+        }
+    }
+}
+
+/// Writes each file, creating each with its mode (and group). Without
+/// `force` an existing file is never touched, and on failure the files
+/// written so far are removed. With it, every file is first written beside
+/// its target, and only once all are written renamed over them.
+fn write_files(dir: &Path, files: &[Written<'_>], force: bool) -> Result<()> {
     if !dir.is_dir() {
         fs::DirBuilder::new()
             .recursive(true)
@@ -705,19 +852,19 @@ fn write_files(dir: &Path, files: &[(&PathBuf, String, u32)], force: bool) -> Re
     }
     let targets: Vec<PathBuf> = files
         .iter()
-        .map(|(path, _, _)| {
+        .map(|file| {
             if force {
-                staging(path)
+                staging(file.path)
             } else {
-                path.to_path_buf()
+                file.path.to_path_buf()
             }
         })
         .collect();
-    for (index, (_, text, mode)) in files.iter().enumerate() {
+    for (index, file) in files.iter().enumerate() {
         if force {
             let _ = fs::remove_file(&targets[index]);
         }
-        if let Err(why) = create_new(&targets[index], text.as_bytes(), *mode) {
+        if let Err(why) = create_new(&targets[index], file) {
             for done in &targets[..index] {
                 let _ = fs::remove_file(done);
             }
@@ -725,12 +872,12 @@ fn write_files(dir: &Path, files: &[(&PathBuf, String, u32)], force: bool) -> Re
         }
     }
     if force {
-        for (index, (path, _, _)) in files.iter().enumerate() {
-            if let Err(e) = fs::rename(&targets[index], path) {
+        for (index, file) in files.iter().enumerate() {
+            if let Err(e) = fs::rename(&targets[index], file.path) {
                 for staged in &targets[index..] {
                     let _ = fs::remove_file(staged);
                 }
-                return Err(format!("cannot replace {} ({e})", path.display()));
+                return Err(format!("cannot replace {} ({e})", file.path.display()));
             }
         }
     }
@@ -743,11 +890,18 @@ fn staging(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let mut file = OpenOptions::new()
+/// Creates `path` (which must not exist) with `file`'s text: readable by
+/// its owner only until it has its group, then given its final mode.
+fn create_new(path: &Path, file: &Written<'_>) -> Result<()> {
+    let first_mode = if file.group.is_some() {
+        0o600
+    } else {
+        file.mode
+    };
+    let mut out = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(mode)
+        .mode(first_mode)
         .open(path)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => format!(
@@ -756,8 +910,15 @@ fn create_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
             ),
             _ => format!("cannot create {} ({e})", path.display()),
         })?;
-    if let Err(e) = file.write_all(bytes).and_then(|()| file.sync_all()) {
-        drop(file);
+    let written = out.write_all(file.text.as_bytes()).and_then(|()| {
+        if let Some(gid) = file.group {
+            std::os::unix::fs::fchown(&out, None, Some(gid))?;
+            out.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(file.mode))?;
+        }
+        out.sync_all()
+    });
+    if let Err(e) = written {
+        drop(out);
         let _ = fs::remove_file(path);
         return Err(format!("cannot write {} ({e})", path.display()));
     }

@@ -16,6 +16,7 @@ mod probe;
 mod run;
 mod systemd;
 mod trust;
+mod user;
 mod verify;
 
 /// Set up, check and run secure PCP (TLS through libpcp_secure).

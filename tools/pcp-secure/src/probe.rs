@@ -62,7 +62,7 @@ pub(crate) struct Args {
 }
 
 /// A number of seconds: finite, above 0 and at most an hour.
-fn parse_seconds(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(s),
         _ => Err(format!(
@@ -75,8 +75,9 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Target {
     /// Host name or address as typed, without brackets.
-    host: String,
-    port: u16,
+    pub(crate) host: String,
+    /// The TCP port (44321 when not given).
+    pub(crate) port: u16,
 }
 
 impl std::fmt::Display for Target {
@@ -91,7 +92,7 @@ impl std::fmt::Display for Target {
 
 /// Parses `HOST`, `HOST:PORT`, `[ADDR]:PORT`, a bare IPv6 address, with an
 /// optional `pcp://` or `pcps://` in front.
-fn parse_target(text: &str) -> Result<Target, String> {
+pub(crate) fn parse_target(text: &str) -> Result<Target, String> {
     let text = text
         .strip_prefix("pcps://")
         .or_else(|| text.strip_prefix("pcp://"))
@@ -170,7 +171,7 @@ fn feature_names(features: i32) -> String {
 }
 
 /// A status PCP sends, in words.
-fn status_text(status: i32) -> String {
+pub(crate) fn status_text(status: i32) -> String {
     let text = match status {
         pcp::PM_ERR_NOTCONN => "Not Connected".to_string(),
         pcp::PM_ERR_NEEDCLIENTCERT => "PMCD requires a client certificate".to_string(),
@@ -184,7 +185,8 @@ fn status_text(status: i32) -> String {
     format!("{text} (status {status})")
 }
 
-fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, String> {
+/// A TCP connection to `target`, trying each of its addresses in turn.
+pub(crate) fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, String> {
     let start = Instant::now();
     let addrs: Vec<_> = (target.host.as_str(), target.port)
         .to_socket_addrs()
@@ -212,14 +214,37 @@ fn connect(target: &Target, timeout: Duration) -> Result<TcpStream, String> {
     ))
 }
 
-fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
-    let stream = connect(target, timeout)?;
-    let fd = stream.as_raw_fd();
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_else(|_| "?".into());
-    println!("pmcd {target} ({peer})");
+/// What a pmcd offered and what the secure upgrade found: the one PCP
+/// exchange that `probe` reports and `trust add` fetches a certificate by.
+pub(crate) struct Offer {
+    /// The PCP protocol version of pmcd's greeting.
+    pub(crate) version: u8,
+    /// The connection features it advertises.
+    pub(crate) features: i32,
+    /// How far the secure upgrade went.
+    pub(crate) upgrade: Upgrade,
+}
+
+/// How far the secure upgrade went.
+pub(crate) enum Upgrade {
+    /// pmcd does not offer TLS.
+    NotOffered,
+    /// pmcd refused to start TLS after our credentials: its status.
+    Refused(i32),
+    /// The TLS handshake was run (it may have failed: see its outcome).
+    Done(TlsResult),
+}
+
+/// Connects to `target` the way libpcp does: reads pmcd's greeting, sends
+/// the credentials asking for TLS, reads the secure-ack, and runs a TLS
+/// handshake that accepts any certificate but keeps the chain (handshake
+/// signatures are verified: the server holds the certificate's key).
+pub(crate) fn exchange(
+    fd: i32,
+    target: &Target,
+    timeout: Duration,
+    client: &ClientSettings,
+) -> Result<Offer, String> {
     let deadline = Deadline::after(timeout);
 
     // [1] The challenge: a 20-byte error PDU whose datum holds the features.
@@ -231,16 +256,13 @@ fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
         e => format!("no PCP challenge from {target}: {e}"),
     })?;
     let features = i32::from(greeting.features);
-    println!("  PCP protocol version {}", greeting.version);
-    println!("  features: {} ({features:#06x})", feature_names(features));
+    let offer = |upgrade| Offer {
+        version: greeting.version,
+        features,
+        upgrade,
+    };
     if features & pcp::PDU_FLAG_SECURE == 0 {
-        println!(
-            "TLS: pmcd {target} does not offer TLS (its tls.conf has no usable tls-cert-file and tls-key-file)"
-        );
-        return Ok(EXIT_NO_TLS);
-    }
-    if features & pcp::PDU_FLAG_CERT_REQD != 0 {
-        println!("  pmcd requires a client certificate (pmcd -Q or tls-verify-clients)");
+        return Ok(offer(Upgrade::NotOffered));
     }
 
     // [2] Our credentials: ask for TLS, as libpcp does.
@@ -252,18 +274,51 @@ fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
     if flags & pcp::PDU_FLAG_SECURE_ACK != 0 {
         let status = read_ack(fd, deadline).map_err(|e| format!("secure-ack: {e}"))?;
         if status != 0 {
+            return Ok(offer(Upgrade::Refused(status)));
+        }
+    }
+
+    // [4] TLS, accepting any certificate but keeping it.
+    // The settings' crypto provider; an unusable one (a bad `tls-groups`,
+    // `tls-fips` this build cannot honour) is the error, naming the setting.
+    let provider = client.provider.clone()?;
+    Ok(offer(Upgrade::Done(tls(
+        fd, target, client, provider, deadline,
+    ))))
+}
+
+fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
+    let stream = connect(target, timeout)?;
+    let fd = stream.as_raw_fd();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    println!("pmcd {target} ({peer})");
+    let client = ClientSettings::load();
+    let offer = exchange(fd, target, timeout, &client)?;
+    let features = offer.features;
+    println!("  PCP protocol version {}", offer.version);
+    println!("  features: {} ({features:#06x})", feature_names(features));
+    let result = match offer.upgrade {
+        Upgrade::NotOffered => {
+            println!(
+                "TLS: pmcd {target} does not offer TLS (its tls.conf has no usable tls-cert-file and tls-key-file)"
+            );
+            return Ok(EXIT_NO_TLS);
+        }
+        Upgrade::Refused(status) => {
             println!(
                 "TLS: offered, but pmcd refused to start it: {}",
                 status_text(status)
             );
             return Ok(EXIT_ERROR);
         }
+        Upgrade::Done(result) => result,
+    };
+    if features & pcp::PDU_FLAG_CERT_REQD != 0 {
+        println!("  pmcd requires a client certificate (pmcd -Q or tls-verify-clients)");
     }
-
-    // [4] TLS, accepting any certificate but keeping it.
-    let client = ClientSettings::load();
-    let provider = client.provider.clone()?;
-    let result = tls(fd, target, &client, provider, deadline);
     let chain = result.chain.lock().map(|c| c.clone()).unwrap_or_default();
     let mut code = EXIT_TRUSTED;
     match &result.outcome {
@@ -297,7 +352,7 @@ fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
     for (i, cert) in chain.iter().enumerate().skip(1) {
         println!("  chain[{i}]: {}", CertInfo::of(cert).subject);
     }
-    let (trusted, verdict) = decide(&target.host, &chain, &client);
+    let (trusted, verdict) = decide(target, &chain, &client);
     println!("trust: {verdict}");
     if code == EXIT_TRUSTED && !trusted {
         code = EXIT_UNTRUSTED;
@@ -306,7 +361,7 @@ fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
 }
 
 /// The client's settings, loaded as libpcp_secure's client would.
-struct ClientSettings {
+pub(crate) struct ClientSettings {
     conf: TlsConf,
     /// The tls.conf, if one was found and read.
     path: Option<PathBuf>,
@@ -320,7 +375,9 @@ struct ClientSettings {
 }
 
 impl ClientSettings {
-    fn load() -> ClientSettings {
+    /// Reads the client's tls.conf (PCP_TLSCONF_PATH) and builds what a
+    /// client would; problems are kept, for the report.
+    pub(crate) fn load() -> ClientSettings {
         let path = tls_conf_path();
         let (conf, read_error) = match &path {
             Some(p) if p.exists() => match TlsConf::load(p) {
@@ -375,14 +432,14 @@ impl ClientSettings {
 }
 
 /// What the TLS step found.
-struct TlsResult {
+pub(crate) struct TlsResult {
     /// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519MLKEM768", or why the
     /// handshake failed.
-    outcome: Result<String, String>,
+    pub(crate) outcome: Result<String, String>,
     /// The certificates the server presented, leaf first.
-    chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
+    pub(crate) chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
     /// Whether the server asked for a client certificate.
-    asked: bool,
+    pub(crate) asked: bool,
 }
 
 fn tls(
@@ -537,10 +594,12 @@ impl ServerCertVerifier for Recorder {
 /// chain for `host` without asking, and the verdict in words: the library's
 /// own decision (`ClientContext::judge`), minus the question.
 fn decide(
-    host: &str,
+    target: &Target,
     chain: &[CertificateDer<'static>],
     client: &ClientSettings,
 ) -> (bool, String) {
+    let host = target.host.as_str();
+    let key = pcp_secure::api::trust::server_key(host, Some(target.port));
     let ctx = match &client.context {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -569,7 +628,7 @@ fn decide(
         }
         s
     };
-    match ctx.judge(host, chain) {
+    match ctx.judge(host, Some(target.port), chain) {
         Err(e) => (false, format!("NOT trusted: {e}")),
         Ok(Assessment::Trusted(Why::ChainsToCa)) => (true, format!("trusted (chains to {source})")),
         Ok(Assessment::Trusted(Why::ListedAsCa)) => (
@@ -577,20 +636,31 @@ fn decide(
             format!("trusted (chains to {source}, which lists the certificate itself)"),
         ),
         Ok(Assessment::Trusted(Why::Saved)) => {
-            (true, format!("trusted (saved in {file} for host {host})"))
+            let own_entry = TrustStore::for_user()
+                .and_then(|store| store.load().ok())
+                .is_some_and(|entries| TrustStore::find(&entries, host, Some(target.port)).is_some());
+            let saved_as = if own_entry {
+                key.clone()
+            } else {
+                format!(
+                    "{}, whose entry holds this very certificate",
+                    pcp_secure::api::trust::server_key(host, None)
+                )
+            };
+            (true, format!("trusted (saved in {file} for {saved_as})"))
         }
         Ok(Assessment::Refused(e)) => (
             false,
             format!("NOT trusted: {} (checked against {source})", cert_error_text(&e)),
         ),
         Ok(Assessment::Changed(saved)) => (false, format!(
-            "CHANGED since saved in {file}: the certificate saved for host {host} has SHA256 fingerprint {saved}, the server now presents {}; pminfo refuses it",
+            "CHANGED since saved in {file}: the certificate saved for {key} has SHA256 fingerprint {saved}, the server now presents {}; pminfo refuses it",
             info.sha256
         )),
         Ok(Assessment::NameMismatch(_)) => (false, name_mismatch()),
         Ok(Assessment::UntrustedIssuer(name_error)) => {
             let mut s = format!(
-                "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}) and it is not saved for host {host} in {file}; pminfo would ask whether to accept and save it"
+                "NOT trusted: issuer of the certificate is not trusted (trusted CAs come from {source}) and it is not saved for {key} in {file}; pminfo would ask whether to accept and save it (or: pcp-secure trust add {key})"
             );
             if std::env::var_os("PCP_ALLOW_SERVER_SELF_CERT").is_some() {
                 s.push_str(" (PCP_ALLOW_SERVER_SELF_CERT is set: it would accept and save it without asking)");

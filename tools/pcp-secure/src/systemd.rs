@@ -28,7 +28,7 @@ pub(crate) enum Service {
     /// The pmies of an inference farm (clients of remote pmcds).
     #[value(name = "pmie_farm")]
     PmieFarm,
-    /// Refused: pmproxy uses OpenSSL directly.
+    /// The REST API and PCP protocol proxy (serves HTTPS, a client of pmcd).
     Pmproxy,
 }
 
@@ -54,8 +54,8 @@ Without --install the drop-in is printed. With --install it is written to
 `systemctl daemon-reload && systemctl restart SERVICE` yourself. A drop-in of
 that name that was edited (or not written by pcp-secure) is only replaced
 with --force.
-pmproxy is refused: pmproxy 6 uses OpenSSL directly on the TLS context that
-libpcp hands it, so the library must not be preloaded into it.")]
+For pmproxy the library serves its HTTPS with rustls, from the certificate
+in tls.conf that pmcd uses (`pcp-secure verify` checks pmproxy's setup).")]
 pub(crate) struct Args {
     /// The service to preload libpcp_secure into.
     #[arg(value_enum)]
@@ -82,15 +82,6 @@ pub(crate) fn drop_in_path(root: &Path, service: Service) -> PathBuf {
 /// Runs the subcommand.
 pub(crate) fn main(args: Args) -> ExitCode {
     let service = args.service;
-    if service == Service::Pmproxy {
-        eprintln!(
-            "pcp-secure systemd: refusing pmproxy: pmproxy 6 uses OpenSSL directly on the TLS \
-             context that libpcp's __pmSecureServerInit returns, which libpcp_secure replaces, \
-             so preloading it would break pmproxy. pmproxy relays PCP client connections byte \
-             for byte, so clients that connect through it still do TLS with pmcd itself."
-        );
-        return ExitCode::FAILURE;
-    }
     let lib = match libpath::find() {
         Ok(lib) => lib,
         Err(e) => {
@@ -188,7 +179,13 @@ fn drop_in(service: Service, lib: &Path) -> Result<String, String> {
          #   systemctl daemon-reload && systemctl restart {name}\n",
         version = pcp_secure::api::version_str(),
     );
-    if service != Service::Pmcd {
+    if service == Service::Pmproxy {
+        text.push_str(
+            "# pmproxy serves HTTPS with rustls when tls.conf names a certificate\n\
+             # (unless pmproxy.conf sets secure.enabled = false); its connections\n\
+             # to pmcd are made secure when asked for (pcps://, PCP_SECURE_SOCKETS).\n",
+        );
+    } else if service != Service::Pmcd {
         text.push_str(
             "# Connections are made secure when asked for: pcps:// host specifications\n\
              # or PCP_SECURE_SOCKETS in the service's environment.\n",
@@ -257,5 +254,19 @@ mod tests {
         let text = drop_in(Service::Pmie, Path::new("/x%y/libpcp_secure.so.1")).unwrap();
         assert!(text.contains("LD_PRELOAD=/x%%y/"));
         assert!(drop_in(Service::Pmcd, Path::new("/a b/libpcp_secure.so.1")).is_err());
+    }
+
+    #[test]
+    fn pmproxy_gets_a_drop_in_like_pmcd() {
+        let text = drop_in(
+            Service::Pmproxy,
+            Path::new("/usr/local/lib/libpcp_secure.so.1"),
+        )
+        .unwrap();
+        assert!(text.starts_with("# /etc/systemd/system/pmproxy.service.d/libpcp-secure.conf\n"));
+        assert!(text.contains("serves HTTPS with rustls"));
+        assert!(
+            text.ends_with("[Service]\nEnvironment=LD_PRELOAD=/usr/local/lib/libpcp_secure.so.1\n")
+        );
     }
 }

@@ -7,7 +7,7 @@
 use pcp_secure_test_support as support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +69,21 @@ fn mode(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
+}
+
+/// The mode `cert server` gives a server key: 0640 (group pcp, for pmcd
+/// running as pcp) when run as root on a machine with user pcp, else 0600.
+fn server_key_mode() -> u32 {
+    if is_root() && user_ids("pcp").is_some() {
+        0o640
+    } else {
+        0o600
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 fn s(path: &Path) -> &str {
@@ -156,7 +171,7 @@ fn cert_makes_a_ca_server_and_client_openssl_accepts() {
         ("ca.crt", 0o644),
         ("ca.key", 0o600),
         ("server.crt", 0o644),
-        ("server.key", 0o600),
+        ("server.key", server_key_mode()),
         ("monitor.crt", 0o644),
         ("monitor.key", 0o600),
     ] {
@@ -387,7 +402,7 @@ fn cert_never_overwrites_without_force() {
     )
     .assert_ok();
     assert_ne!(fs::read(dir.join("server.crt")).unwrap(), before[2].1);
-    assert_eq!(mode(&dir.join("server.key")), 0o600);
+    assert_eq!(mode(&dir.join("server.key")), server_key_mode());
     assert_eq!(mode(&dir.join("server.crt")), 0o644);
     assert!(extension(&dir.join("server.crt"), "subjectAltName").contains("DNS:other.example"));
     let run = openssl(&[
@@ -403,6 +418,36 @@ fn cert_never_overwrites_without_force() {
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Replacing the CA says what it breaks: the certificates it issued
+    // (named: server.crt; monitor.crt was removed above), and every client
+    // and pmcd trusting it.
+    let old_ca = openssl_sha256(&dir.join("ca.crt"));
+    let run = tool(home, &["cert", "ca", "--dir", s(&dir), "--force"], &[]);
+    run.assert_ok();
+    for words in [
+        "warning: replacing the CA",
+        old_ca.as_str(),
+        "breaks every certificate it issued",
+        "server.crt",
+        "every client and pmcd that trusts the old CA",
+    ] {
+        assert!(
+            run.stderr.contains(words),
+            "no {words:?}\n{}",
+            run.describe()
+        );
+    }
+    assert_ne!(openssl_sha256(&dir.join("ca.crt")), old_ca);
+    // A new CA, where there was none, has nothing to warn about.
+    let fresh = tempdir("pcp-secure-cli-ca.");
+    let run = tool(
+        home,
+        &["cert", "ca", "--dir", s(fresh.path()), "--force"],
+        &[],
+    );
+    run.assert_ok();
+    assert!(!run.stderr.contains("warning"), "{}", run.describe());
 }
 
 #[test]
@@ -516,6 +561,133 @@ fn issued_certificates_work_with_real_pmcd_and_pminfo() {
     );
     assert!(!run.stdout.contains(" value "), "{}", run.describe());
     pmcd.assert_running();
+}
+
+/// Issue 16, point 1: `cert server` run as root issues a key that the user
+/// pmcd runs as can read (owner root, group pcp, 0640, nothing for others),
+/// and pmcd running as pcp serves TLS with it; `verify` (as root) says the
+/// files are readable by pcp. The same key made root-only again (0600):
+/// pmcd running as pcp says in its log that TLS is configured but off,
+/// naming the key, its user and the fix; pmcd.feature.secure is 0, a
+/// client enforcing TLS is refused, and `verify` says FAIL naming the key.
+#[test]
+fn server_key_issued_by_root_serves_pmcd_running_as_pcp() {
+    assert!(
+        is_root(),
+        "this test gives files to user pcp and must run as root"
+    );
+    let (pcp_uid, pcp_gid) = user_ids("pcp").expect("user pcp exists (Debian's pcp package)");
+    let pki = Pki::new(&["localhost", "127.0.0.1"]);
+    // The temporary home is root's 0700: let pmcd's user reach the files.
+    fs::set_permissions(pki.home.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let key = pki.file("server.key");
+    let meta = fs::metadata(&key).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o777),
+        (0, pcp_gid, 0o640),
+        "server.key must be root:pcp 0640\n{}",
+        pki.server_run.describe()
+    );
+    assert!(
+        pki.server_run.stdout.contains("readable by user pcp"),
+        "{}",
+        pki.server_run.describe()
+    );
+    let server_conf = conf_from(&tls_lines(&pki.server_run));
+    let client = Client::new(&tls_conf(&[("tls-ca-cert-file", s(&pki.file("ca.crt")))]))
+        .ours()
+        .secure("enforce");
+    let secure = |pmcd: &Pmcd| {
+        let run = Client::new("")
+            .stock()
+            .fetch(&pmcd.host(), &["pmcd.feature.secure"]);
+        run.value_of("pmcd.feature.secure")
+            .unwrap_or_else(|| panic!("no pmcd.feature.secure\n{}", run.describe()))
+    };
+    let verify = |pmcd: &Pmcd| {
+        tool(
+            pki.home.path(),
+            &["verify", "--host", "localhost"],
+            &[("PCP_TLSCONF_PATH", s(&pmcd.dir().join("tls.conf")))],
+        )
+    };
+
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&server_conf)
+        .run_as("pcp")
+        .start();
+    let status = fs::read_to_string(format!("/proc/{}/status", pmcd.pid())).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:")
+                && l.split_whitespace().nth(2) == Some(&pcp_uid.to_string())),
+        "pmcd does not run as pcp:\n{status}"
+    );
+    assert_eq!(secure(&pmcd), "1", "{}", pmcd.log());
+    assert_load_values(&client.fetch(&pmcd.host_named("localhost"), &[LOAD]));
+    let run = verify(&pmcd);
+    for line in [
+        format!(
+            "ok   tls-key-file readable by pcp: tls-key-file \"{}\" is readable by pcp",
+            s(&key)
+        ),
+        "ok   server TLS setup".to_string(),
+    ] {
+        assert!(
+            run.stdout.contains(&line),
+            "no {line:?}\n{}",
+            run.describe()
+        );
+    }
+    drop(pmcd);
+
+    // Root-only, as `cert server` wrote keys before.
+    std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&server_conf)
+        .run_as("pcp")
+        .start();
+    let told = format!(
+        "pmcd runs as user \"pcp\", which cannot read tls-key-file \"{}\"",
+        s(&key)
+    );
+    assert!(
+        pmcd.wait_for_log(LOG_LIMIT, |log| log.lines().any(|l| l
+            .starts_with("pcp_secure: error:")
+            && l.contains(&told)
+            && l.contains("chgrp pcp")
+            && l.contains(
+                "TLS is configured but OFF: pmcd serves plain connections only"
+            ))),
+        "pmcd.log does not say that TLS is off and why:\n{}",
+        pmcd.log()
+    );
+    assert_eq!(secure(&pmcd), "0", "{}", pmcd.log());
+    let refused = client.fetch(&pmcd.host_named("localhost"), &[LOAD]);
+    refused.assert_failed();
+    assert!(
+        !refused.stdout.contains(" value "),
+        "{}",
+        refused.describe()
+    );
+    let run = verify(&pmcd);
+    run.assert_failed();
+    for line in [
+        format!("FAIL tls-key-file readable by pcp: tls-key-file \"{}\" is not readable by pcp (uid {pcp_uid}), the user pmcd runs as", s(&key)),
+        "FAIL server TLS setup: pmcd, running as user pcp, cannot read the files named above".to_string(),
+    ] {
+        assert!(run.stdout.contains(&line), "no {line:?}\n{}", run.describe());
+    }
+    assert!(
+        run.stdout
+            .contains(&format!("chgrp pcp \"{}\" && chmod 0640", s(&key))),
+        "{}",
+        run.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -672,6 +844,268 @@ fn trust_add_list_show_remove_round_trip() {
     assert!(
         user.home.path().join(".pcp/tls").join(STORE_FILE).is_file(),
         "{}",
+        run.describe()
+    );
+}
+
+/// Issue 16, point 5: `trust add HOST:PORT` fetches a live pmcd's
+/// certificate (the PCP exchange and a TLS handshake), shows its
+/// fingerprints and saves it only when told (`--yes`; without a terminal
+/// nobody is asked). Two pmcds on one host with different self-signed
+/// certificates get one entry each, and a client trusts each on its own
+/// port without a question, whatever the case of the host name. A removed
+/// entry makes the client refuse again, saying to run `trust add
+/// HOST:PORT`. `--user pcp` (as root) writes a store owned by pcp, which
+/// pminfo running as pcp then uses.
+#[test]
+fn trust_add_fetches_live_servers_per_port_and_for_another_user() {
+    let certs = Certs::new();
+    let one = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned"))
+        .start();
+    let two = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned2"))
+        .start();
+    let (first, second) = (
+        openssl_sha256(Path::new(&certs.path("selfsigned.crt"))),
+        openssl_sha256(Path::new(&certs.path("selfsigned2.crt"))),
+    );
+    assert_ne!(first, second);
+    let user = User::new();
+    let key_one = format!("localhost:{}", one.port());
+    let key_two = format!("localhost:{}", two.port());
+
+    // No terminal, no --yes: shown, not saved.
+    let run = user.trust(&["add", &key_one]);
+    run.assert_failed();
+    assert!(
+        run.stdout
+            .contains(&format!("SHA256 fingerprint is {first}")),
+        "{}",
+        run.describe()
+    );
+    assert!(run.stderr.contains("--yes"), "{}", run.describe());
+    assert!(!user.store().exists(), "{}", run.describe());
+
+    let run = user.trust(&["add", &key_one, "--yes"]);
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains(&format!("SHA256 fingerprint is {first}")),
+        "{}",
+        run.describe()
+    );
+    assert!(
+        run.stdout.contains(&format!("trusted for {key_one} in ")),
+        "{}",
+        run.describe()
+    );
+    let upper = format!("LOCALHOST:{}", two.port());
+    user.trust(&["add", &upper, "--yes"]).assert_ok();
+    let entries = pcp_secure::api::trust::TrustStore::in_dir(user.db())
+        .load()
+        .unwrap();
+    let hosts: Vec<&str> = entries.iter().map(|e| e.host.as_str()).collect();
+    assert_eq!(hosts, [key_one.as_str(), key_two.as_str()]);
+    let run = user.trust(&["show", &key_two]);
+    run.assert_ok();
+    assert!(run.stdout.contains(&second), "{}", run.describe());
+
+    let client = Client::new("")
+        .ours()
+        .secure("enforce")
+        .env("PCP_SECURE_DB_PATH", s(&user.db()));
+    for host in [
+        key_one.clone(),
+        key_two.clone(),
+        format!("LocalHost:{}", one.port()),
+    ] {
+        let run = client.fetch(&host, &[LOAD]);
+        assert_load_values(&run);
+        assert!(run.pcp_secure_lines().is_empty(), "{}", run.describe());
+    }
+
+    user.trust(&["remove", &key_two]).assert_ok();
+    let run = client.fetch(&key_two, &[LOAD]);
+    run.assert_failed();
+    assert!(
+        run.stderr
+            .contains(&format!("pcp-secure trust add {key_two}`")),
+        "the refusal must say how to trust the server\n{}",
+        run.describe()
+    );
+    assert_load_values(&client.fetch(&key_one, &[LOAD]));
+
+    // Nothing to fetch: a clear error naming the server.
+    let closed = format!("127.0.0.1:{}", free_port(false));
+    let run = user.trust(&["add", &closed, "--yes"]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("cannot connect to 127.0.0.1:"),
+        "{}",
+        run.describe()
+    );
+
+    // For user pcp, as root: the store and its directory are pcp's.
+    assert!(
+        is_root(),
+        "this part writes a store for user pcp and must run as root"
+    );
+    let (pcp_uid, _) = user_ids("pcp").expect("user pcp exists");
+    let shared = tempdir("pcp-secure-cli-pcp.");
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pcp_db = shared.path().join("pcp-tls");
+    let run = user.trust(&[
+        "--user",
+        "pcp",
+        "--db",
+        s(&pcp_db),
+        "add",
+        &key_one,
+        "--yes",
+    ]);
+    run.assert_ok();
+    assert!(run.stdout.contains("of user pcp"), "{}", run.describe());
+    for path in [pcp_db.clone(), pcp_db.join(STORE_FILE)] {
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.uid(), pcp_uid, "{} must belong to pcp", path.display());
+        assert_eq!(
+            meta.mode() & 0o077,
+            0,
+            "{} is open to others",
+            path.display()
+        );
+    }
+    let conf = shared.path().join("tls.conf");
+    fs::write(&conf, "").unwrap();
+    let as_pcp = pcp_client(
+        "/usr/bin/setpriv",
+        &[
+            "--reuid",
+            "pcp",
+            "--regid",
+            "pcp",
+            "--init-groups",
+            "--",
+            PMINFO,
+            "-h",
+            &key_one,
+            "-f",
+            LOAD,
+        ],
+        &[
+            ("PCP_TLSCONF_PATH", s(&conf)),
+            ("PCP_SECURE_DB_PATH", s(&pcp_db)),
+            ("PCP_SECURE_SOCKETS", "enforce"),
+        ],
+        true,
+    );
+    assert_load_values(&as_pcp);
+    let run = user.trust(&["--user", "pcp", "--db", s(&pcp_db), "list"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.starts_with(&format!("{key_one} ")),
+        "{}",
+        run.describe()
+    );
+}
+
+/// At a terminal, `trust add HOST:PORT` asks after showing the
+/// certificate: "n" saves nothing, "y" saves it (a pty: tests/peers/pty_run.py).
+#[test]
+fn trust_add_asks_at_a_terminal() {
+    let certs = Certs::new();
+    let pmcd = Pmcd::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf_with("selfsigned"))
+        .start();
+    let user = User::new();
+    let key = format!("localhost:{}", pmcd.port());
+    let at_terminal = |answer: &str| {
+        let transcript = user.home.path().join("transcript");
+        let mut cmd = Command::new("python3");
+        cmd.arg(manifest_dir().join("tests/peers/pty_run.py"))
+            .args(["--timeout", "60", "--no-wait-raw", "--transcript"])
+            .arg(&transcript)
+            .args(["--env", &format!("PCP_SECURE_DB_PATH={}", s(&user.db()))])
+            .args([
+                "--expect",
+                "Trust this certificate for localhost:[0-9]+ in .*\\(y/n\\)\\? ",
+            ])
+            .args([
+                "--send",
+                answer,
+                "--",
+                env!("CARGO_BIN_EXE_pcp-secure"),
+                "trust",
+                "add",
+                &key,
+            ]);
+        let run = run_with_limit(cmd, TOOL_LIMIT);
+        let shown = fs::read_to_string(&transcript).unwrap_or_default();
+        (run, shown)
+    };
+    let fingerprint = openssl_sha256(Path::new(&certs.path("selfsigned.crt")));
+    let (run, shown) = at_terminal("n\n");
+    assert_eq!(run.stdout.trim(), "exit 1", "{}\n{shown}", run.describe());
+    assert!(
+        shown.contains(&format!("SHA256 fingerprint is {fingerprint}")),
+        "{shown}"
+    );
+    assert!(shown.contains("not trusted: nothing saved"), "{shown}");
+    assert!(!user.store().exists(), "{shown}");
+    let (run, shown) = at_terminal("y\n");
+    assert_eq!(run.stdout.trim(), "exit 0", "{}\n{shown}", run.describe());
+    assert!(shown.contains(&format!("trusted for {key} in ")), "{shown}");
+    let entries = pcp_secure::api::trust::TrustStore::in_dir(user.db())
+        .load()
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].host, key);
+}
+
+/// `add --ca` refuses a certificate that is not a CA; a CA is shown and
+/// removed by its label (`--ca`), apart from a server of the same name.
+#[test]
+fn trust_ca_entries_by_label() {
+    let certs = Certs::new();
+    let user = User::new();
+    let run = user.trust(&["add", "--ca", "site", &certs.path("server.crt")]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("is not a CA certificate") && run.stderr.contains("server.crt"),
+        "{}",
+        run.describe()
+    );
+    assert!(!user.store().exists());
+    user.trust(&["add", "--ca", "Site CA", &certs.path("ca.crt")])
+        .assert_ok();
+    user.trust(&["add", "site", &certs.path("selfsigned.crt")])
+        .assert_ok();
+    let run = user.trust(&["show", "--ca", "Site CA"]);
+    run.assert_ok();
+    assert!(run.stdout.starts_with("CA: Site CA"), "{}", run.describe());
+    let run = user.trust(&["show", "--ca", "site"]);
+    run.assert_failed();
+    assert!(
+        run.stderr.contains("no CA labelled site"),
+        "{}",
+        run.describe()
+    );
+    let run = user.trust(&["remove", "--ca", "Site CA"]);
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("removed CA \"Site CA\""),
+        "{}",
+        run.describe()
+    );
+    let run = user.trust(&["list"]);
+    assert_eq!(run.stdout.lines().count(), 1, "{}", run.describe());
+    assert!(
+        run.stdout.starts_with("site "),
+        "the server entry stays\n{}",
         run.describe()
     );
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use pcp_secure::api::trust::TrustStore;
+use support::pmproxy::{Pmproxy, PMPROXY};
 use support::*;
 use tempfile::TempDir;
 
@@ -103,8 +104,23 @@ impl User {
         run_with_limit(self.command(args), CLIENT_LIMIT)
     }
 
-    /// `pcp-secure verify --root ROOT ARGS...`
+    /// `pcp-secure verify --root ROOT ARGS...`, for a pmcd running as the
+    /// user running the tests (as the tests' pmcds do, and as their key
+    /// files allow) unless ARGS name another `--service-user`; a pmcd
+    /// running as pcp is tested in cli_cert_trust.rs.
     fn verify(&self, args: &[&str]) -> Run {
+        let me = user_name();
+        let mut all = vec![];
+        if !args.contains(&"--service-user") {
+            all.extend_from_slice(&["--service-user", &me]);
+        }
+        all.extend_from_slice(args);
+        self.verify_for_default_user(&all)
+    }
+
+    /// `pcp-secure verify --root ROOT ARGS...`, pmcd's user left to verify's
+    /// default (pcp, as root).
+    fn verify_for_default_user(&self, args: &[&str]) -> Run {
         let root = self.root();
         let mut all = vec!["verify", "--root", root.to_str().unwrap()];
         all.extend_from_slice(args);
@@ -572,7 +588,7 @@ fn verify_checks_the_trust_store() {
     let user = User::new(&certs.client_conf());
     let store = TrustStore::in_dir(user.trust_dir());
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.verify(&[]);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_check(
@@ -1389,7 +1405,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     }
     chown(Path::new(&pw), "pcp");
     let user = User::new(&db.conf(true, &[]));
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_check(
         &run,
         "server NSS database",
@@ -1407,7 +1423,7 @@ fn verify_reads_the_collector_database_as_pcp() {
 
     // A password file of root's: pcp may not use it.
     chown(Path::new(&pw), "root");
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
@@ -1424,7 +1440,7 @@ fn verify_reads_the_collector_database_as_pcp() {
     for f in ["cert9.db", "key4.db"] {
         chown(&db.db_dir().join(f), "root");
     }
-    let run = user.verify(&[]);
+    let run = user.verify_for_default_user(&[]);
     assert_eq!(code(&run), 1, "{}", run.describe());
     assert_check(
         &run,
@@ -1574,16 +1590,30 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
     );
     assert!(!store.file().exists(), "probe wrote the trust store");
 
-    // Saved for localhost (what answering yes in pminfo does).
+    // Saved for localhost without a port, as earlier versions saved
+    // every entry: still trusted on this port, being this very certificate.
     let der = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned.crt")).unwrap();
-    store.save("localhost", &der[0]).unwrap();
+    store.save("localhost", None, &der[0]).unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 0, "{}", run.describe());
     assert_eq!(
         trust_line(&run),
         format!(
-            "trust: trusted (saved in {} for host localhost)",
+            "trust: trusted (saved in {} for localhost, whose entry holds this very certificate)",
             store.file().display()
+        )
+    );
+    // Saved for localhost on this port (what answering yes in pminfo does).
+    assert!(store.remove("localhost", None).unwrap());
+    store.save("localhost", Some(pmcd.port()), &der[0]).unwrap();
+    let run = user.probe(&host);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_eq!(
+        trust_line(&run),
+        format!(
+            "trust: trusted (saved in {} for localhost:{})",
+            store.file().display(),
+            pmcd.port()
         )
     );
     // Saved for one name only.
@@ -1597,7 +1627,9 @@ fn probe_self_signed_untrusted_then_saved_then_changed() {
 
     // Another certificate saved for the host: changed.
     let other = pcp_secure::api::certs::load_chain("x", &certs.path("selfsigned2.crt")).unwrap();
-    store.save("localhost", &other[0]).unwrap();
+    store
+        .save("localhost", Some(pmcd.port()), &other[0])
+        .unwrap();
     let run = user.probe(&host);
     assert_eq!(code(&run), 3, "{}", run.describe());
     let trust = trust_line(&run);
@@ -1831,14 +1863,22 @@ fn verify_reports_whether_running_pmcds_have_the_library() {
 /// path or version), never one the administrator edited, unless --force.
 #[test]
 fn systemd_install_keeps_an_edited_drop_in_unless_forced() {
+    install_keeps_an_edited_drop_in_unless_forced("pmcd", "Environment=PMCD_MAXPENDING=64");
+}
+
+/// The --install and --force rules for `service`'s drop-in; `edit` is the
+/// line the administrator adds.
+fn install_keeps_an_edited_drop_in_unless_forced(service: &str, edit: &str) {
     let user = User::new("");
     let root = user.root();
     let root_arg = root.to_str().unwrap();
-    let path = root.join("etc/systemd/system/pmcd.service.d/libpcp-secure.conf");
-    user.run(&["systemd", "pmcd", "--install", "--root", root_arg])
+    let path = root.join(format!(
+        "etc/systemd/system/{service}.service.d/libpcp-secure.conf"
+    ));
+    user.run(&["systemd", service, "--install", "--root", root_arg])
         .assert_ok();
     let ours = fs::read_to_string(&path).unwrap();
-    let run = user.run(&["systemd", "pmcd", "--install", "--root", root_arg]);
+    let run = user.run(&["systemd", service, "--install", "--root", root_arg]);
     run.assert_ok();
     has(
         &run.stdout,
@@ -1862,14 +1902,14 @@ fn systemd_install_keeps_an_edited_drop_in_unless_forced() {
         .join("\n")
         + "\n";
     fs::write(&path, &older).unwrap();
-    user.run(&["systemd", "pmcd", "--install", "--root", root_arg])
+    user.run(&["systemd", service, "--install", "--root", root_arg])
         .assert_ok();
     assert_eq!(fs::read_to_string(&path).unwrap(), ours);
 
     // Edited by the administrator: kept, and the refusal says how to go on.
-    let edited = format!("{ours}Environment=PMCD_MAXPENDING=64\n");
+    let edited = format!("{ours}{edit}\n");
     fs::write(&path, &edited).unwrap();
-    let run = user.run(&["systemd", "pmcd", "--install", "--root", root_arg]);
+    let run = user.run(&["systemd", service, "--install", "--root", root_arg]);
     assert!(!run.success(), "{}", run.describe());
     has(
         &run.stderr,
@@ -1880,7 +1920,7 @@ fn systemd_install_keeps_an_edited_drop_in_unless_forced() {
     assert_eq!(fs::read_to_string(&path).unwrap(), edited);
     let run = user.run(&[
         "systemd",
-        "pmcd",
+        service,
         "--install",
         "--force",
         "--root",
@@ -1890,9 +1930,31 @@ fn systemd_install_keeps_an_edited_drop_in_unless_forced() {
     assert_eq!(fs::read_to_string(&path).unwrap(), ours);
 }
 
+/// `systemd pmproxy` prints and writes pmproxy's drop-in as for pmcd, with
+/// the same --install and --force rules; an unknown service is a usage error.
 #[test]
-fn systemd_refuses_pmproxy() {
+fn systemd_writes_a_pmproxy_drop_in() {
     let user = User::new("");
+    let lib = lib_path().display().to_string();
+    let printed = user.run(&["systemd", "pmproxy"]);
+    printed.assert_ok();
+    assert!(printed
+        .stdout
+        .starts_with("# /etc/systemd/system/pmproxy.service.d/libpcp-secure.conf\n"));
+    assert!(
+        printed
+            .stdout
+            .ends_with(&format!("[Service]\nEnvironment=LD_PRELOAD={lib}\n")),
+        "{}",
+        printed.describe()
+    );
+    has(
+        &printed.stdout,
+        "serves HTTPS with rustls",
+        &printed.describe(),
+    );
+    lacks(&printed.stderr, "refusing", &printed.describe());
+
     let root = user.root();
     let run = user.run(&[
         "systemd",
@@ -1901,14 +1963,326 @@ fn systemd_refuses_pmproxy() {
         "--root",
         root.to_str().unwrap(),
     ]);
-    assert_eq!(code(&run), 1, "{}", run.describe());
-    has(&run.stderr, "refusing pmproxy", &run.describe());
-    has(&run.stderr, "OpenSSL directly", &run.describe());
-    assert!(
-        !root.join("etc").exists(),
-        "something was written for pmproxy"
+    run.assert_ok();
+    let path = root.join("etc/systemd/system/pmproxy.service.d/libpcp-secure.conf");
+    has(
+        &run.stdout,
+        format!("wrote {}", path.display()),
+        &run.describe(),
     );
+    has(
+        &run.stdout,
+        "systemctl daemon-reload && systemctl restart pmproxy",
+        &run.describe(),
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), printed.stdout);
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+
+    // verify sees the drop-in it wrote.
+    let run = user.verify(&["--pmproxy", PMPROXY]);
+    assert_check(
+        &run,
+        "pmproxy preload",
+        "ok",
+        &[
+            "/etc/systemd/system/pmproxy.service.d/libpcp-secure.conf",
+            "into pmproxy",
+        ],
+    );
+
+    install_keeps_an_edited_drop_in_unless_forced("pmproxy", "Environment=PMPROXY_MAXPENDING=64");
 
     let run = user.run(&["systemd", "pmfoo"]);
     assert_eq!(code(&run), 2, "{}", run.describe());
+}
+
+// ---------------------------------------------------------------------------
+// pmproxy
+
+/// Writes `text` as pmproxy.conf below the user's root directory (where
+/// verify looks by default).
+fn write_pmproxy_conf(user: &User, text: &str) -> PathBuf {
+    let path = user.root().join("etc/pcp/pmproxy/pmproxy.conf");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, text).unwrap();
+    path
+}
+
+/// verify judges pmproxy's HTTPS as pmproxy itself would (PCP's
+/// setup_secure_module): on with tls.conf's certificate, off with
+/// secure.enabled = false in [pmproxy] or without a certificate, the old
+/// pmproxy.conf TLS keys replacing tls.conf's; and Debian's pmproxy imports
+/// only OpenSSL functions the library defines.
+#[test]
+fn verify_reports_pmproxys_https_setup() {
+    let certs = Certs::new();
+    let user = User::new(&certs.server_conf());
+    let cert = certs.path("server.crt");
+
+    // No pmproxy.conf: pmproxy's defaults, HTTPS from tls.conf.
+    let run = user.verify(&["--pmproxy", PMPROXY]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "pmproxy binary",
+        "ok",
+        &[
+            &format!("\"{PMPROXY}\""),
+            "SSL_new",
+            "SSL_read_ex",
+            "rustls serves its HTTPS",
+        ],
+    );
+    assert_check(&run, "pmproxy.conf", "ok", &["uses its defaults"]);
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "ok",
+        &[
+            "pmproxy serves HTTPS",
+            &format!("tls-cert-file \"{cert}\""),
+            "the certificate pmcd serves",
+            "rustls serves it",
+        ],
+    );
+    assert_check(
+        &run,
+        "pmproxy preload",
+        "warn",
+        &["pcp-secure systemd pmproxy --install"],
+    );
+
+    // Debian's shipped settings (secure.enabled = true, and the same key in
+    // another section, which pmproxy does not read for this).
+    let conf = write_pmproxy_conf(
+        &user,
+        "[pmproxy]\n# support SSL/TLS protocol wrapping\nsecure.enabled = true\n\
+         [pmsearch]\nsecure.enabled = false\n",
+    );
+    let shown = conf.display().to_string();
+    let run = user.verify(&["--pmproxy", PMPROXY]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(
+        &run,
+        "pmproxy.conf",
+        "ok",
+        &[&shown, "sets secure.enabled = true"],
+    );
+    assert_check(&run, "pmproxy HTTPS", "ok", &["pmproxy serves HTTPS"]);
+
+    // secure.enabled = false: HTTP only (a warning, not a failure).
+    write_pmproxy_conf(&user, "[pmproxy]\nsecure.enabled = false   ; no TLS here\n");
+    let run = user.verify(&["--pmproxy", PMPROXY]);
+    assert_eq!(code(&run), 0, "{}", run.describe());
+    assert_check(&run, "pmproxy.conf", "ok", &["sets secure.enabled = false"]);
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "warn",
+        &[&shown, "secure.enabled = false", "serves HTTP only"],
+    );
+    lacks(&run.stdout, "pmproxy serves HTTPS", &run.describe());
+
+    // --pmproxy-conf names another file: the old TLS keys of pmproxy.conf
+    // replace tls.conf's, and a missing file is named.
+    let other = user.path("elsewhere.conf");
+    fs::write(
+        &other,
+        "[pmproxy]\ncertificates = /nonexistent/pmproxy.crt\n",
+    )
+    .unwrap();
+    let other_arg = other.to_str().unwrap();
+    let run = user.verify(&["--pmproxy", PMPROXY, "--pmproxy-conf", other_arg]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "pmproxy.conf",
+        "warn",
+        &[other_arg, "certificates", "certificates → tls-cert-file"],
+    );
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "FAIL",
+        &["/nonexistent/pmproxy.crt", "serve HTTP only", other_arg],
+    );
+    let l = line(&run, "pmproxy HTTPS");
+    assert!(
+        !l.contains("Os {") && !l.contains("kind:"),
+        "Debug text: {l}"
+    );
+
+    // No certificate in tls.conf: HTTP only.
+    fs::remove_file(&conf).unwrap();
+    user.set_conf(&certs.client_conf());
+    let run = user.verify(&["--pmproxy", PMPROXY]);
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "warn",
+        &["no tls-cert-file or tls-nssdb", "serves HTTP only"],
+    );
+
+    // No pmproxy below --root (and none named): one line, nothing else.
+    let run = user.verify(&[]);
+    assert_check(
+        &run,
+        "pmproxy",
+        "ok",
+        &["not installed", "nothing to check"],
+    );
+    lacks(&run.stdout, "pmproxy HTTPS", &run.describe());
+}
+
+/// Compiles a C program that imports `SSL_new` (ours) and `function` (not
+/// ours) from libssl.
+fn ssl_program(dir: &Path, function: &str) -> PathBuf {
+    assert!(
+        Path::new("/usr/include/openssl/ssl.h").exists(),
+        "/usr/include/openssl/ssl.h is missing: run scripts/install-deps (it installs libssl-dev)"
+    );
+    let src = dir.join("imports.c");
+    fs::write(
+        &src,
+        format!(
+            "#include <openssl/ssl.h>\n\
+             int main(int argc, char **argv) {{\n\
+             \x20   (void)argv;\n\
+             \x20   if (argc > 99) {{ SSL *s = SSL_new(NULL); {function}(s); }}\n\
+             \x20   return 0;\n\
+             }}\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("imports");
+    let out = Command::new("gcc")
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .args(["-lssl", "-lcrypto"])
+        .output()
+        .expect("cannot run gcc (scripts/install-deps installs it)");
+    assert!(
+        out.status.success(),
+        "gcc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+/// A pmproxy-like executable importing an `SSL_*` function the library does
+/// not define fails the binary check, naming the function; its HTTPS stays
+/// on libpcp's OpenSSL. An executable without libssl serves no HTTPS.
+#[test]
+fn verify_fails_a_pmproxy_importing_an_ssl_function_we_do_not_define() {
+    let certs = Certs::new();
+    let user = User::new(&certs.server_conf());
+    let exe = ssl_program(user.dir.path(), "SSL_shutdown");
+    let exe_arg = exe.to_str().unwrap();
+    let run = user.verify(&["--pmproxy", exe_arg]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    assert_check(
+        &run,
+        "pmproxy binary",
+        "FAIL",
+        &[
+            &format!("\"{exe_arg}\" imports SSL_shutdown, which libpcp_secure does not define"),
+            "stays on libpcp's OpenSSL",
+            "defines SSL_shutdown",
+        ],
+    );
+    lacks(line(&run, "pmproxy binary"), "SSL_new", &run.describe());
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "ok",
+        &["pmproxy serves HTTPS", "libpcp's OpenSSL serves it"],
+    );
+    assert_eq!(fail_lines(&run).len(), 1, "{}", run.describe());
+
+    // Such a pmproxy cannot serve HTTPS from an NSS database.
+    user.set_conf("tls-nssdb = sql:/nonexistent/nssdb\n");
+    let run = user.verify(&["--pmproxy", exe_arg]);
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "warn",
+        &[
+            "only tls-nssdb",
+            "cannot read an NSS database",
+            "serves HTTP only",
+        ],
+    );
+
+    // Without libssl: no HTTPS server at all.
+    let run = user.verify(&["--pmproxy", "/bin/true"]);
+    assert_check(&run, "pmproxy binary", "warn", &["does not link libssl"]);
+    assert_check(
+        &run,
+        "pmproxy HTTPS",
+        "warn",
+        &["built without OpenSSL", "serves HTTP only"],
+    );
+
+    // Not an executable.
+    let text = user.conf();
+    let run = user.verify(&["--pmproxy", text.to_str().unwrap()]);
+    assert_check(
+        &run,
+        "pmproxy binary",
+        "FAIL",
+        &["is not an ELF64 executable"],
+    );
+}
+
+/// The pid of a private pmproxy (the process given its socket path).
+fn pmproxy_pid(proxy: &Pmproxy) -> u32 {
+    let socket = proxy.file("pmproxy.socket");
+    let socket = socket.to_str().unwrap();
+    fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| {
+            fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == socket.as_bytes()))
+        })
+        .unwrap_or_else(|| panic!("no process runs with {socket}\n{}", proxy.output()))
+}
+
+/// verify reports, for each running pmproxy, whether the library is loaded
+/// into it.
+#[test]
+fn verify_reports_whether_running_pmproxies_have_the_library() {
+    let certs = Certs::new();
+    let ours = Pmproxy::builder()
+        .preload_ours(true)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let stock = Pmproxy::builder()
+        .preload_ours(false)
+        .tls_conf(&certs.server_conf())
+        .start();
+    let user = User::new("");
+    let run = user.run(&["verify"]);
+    let line = |pid: u32| {
+        run.stdout
+            .lines()
+            .find(|l| l.contains(&format!("running pmproxy: pmproxy (pid {pid})")))
+            .unwrap_or_else(|| panic!("no line for pmproxy {pid}\n{}", run.describe()))
+            .to_string()
+    };
+    let with = line(pmproxy_pid(&ours));
+    assert!(
+        with.starts_with("ok") && with.contains("libpcp_secure"),
+        "{with}"
+    );
+    let without = line(pmproxy_pid(&stock));
+    assert!(
+        without.starts_with("warn")
+            && without.contains("runs without libpcp_secure")
+            && without.contains("libpcp's OpenSSL")
+            && without.contains("systemctl restart pmproxy"),
+        "{without}"
+    );
 }

@@ -1,5 +1,6 @@
 //! `pcp-secure verify [--json] [--host NAME...]`: checks the TLS setup of
-//! this machine as collector (pmcd) and monitor (clients), one line per
+//! this machine as collector (pmcd), HTTPS server (pmproxy) and monitor
+//! (clients), one line per
 //! check: `ok`, `warn` or `FAIL`, what was found, and for the last two what
 //! to do. Exit status 1 when any check fails.
 //!
@@ -19,6 +20,7 @@ use crate::libpath;
 mod client;
 mod conf;
 mod nss;
+mod pmproxy;
 mod preload;
 mod server;
 
@@ -38,7 +40,10 @@ Checks: tls.conf; the server certificate, key, chain, validity and host names
 (pmcd), from PEM files or from an NSS database (tls-nssdb: the database, its
 password file, the certificate named by tls-cert-nickname and its key); the
 client settings, a client NSS database, your trust store and its permissions;
-where libpcp_secure is and whether pmcd and clients started from here load it.
+where libpcp_secure is and whether pmcd and clients started from here load it;
+pmproxy: whether its HTTPS is on (tls.conf's certificate, unless pmproxy.conf
+sets secure.enabled = false), whether the installed pmproxy imports only
+OpenSSL functions the library defines, its preload and the running pmproxies.
 Each line is `ok`, `warn` or `FAIL` with what was found, and for warn and FAIL
 what to do (after \"fix:\"). Exit status: 0 without FAIL lines, else 1.
 Run it as root to check files only root can read.")]
@@ -60,6 +65,14 @@ pub(crate) struct Args {
     /// it. Default: pcp when run as root and that user exists, else you.
     #[arg(long, value_name = "NAME", value_parser = nss::ServiceUser::parse)]
     service_user: Option<nss::ServiceUser>,
+    /// pmproxy's configuration file (its -c). Default:
+    /// /etc/pcp/pmproxy/pmproxy.conf below --root.
+    #[arg(long, value_name = "FILE")]
+    pmproxy_conf: Option<PathBuf>,
+    /// The pmproxy executable to check. Default: /usr/lib/pcp/bin/pmproxy or
+    /// /usr/libexec/pcp/bin/pmproxy below --root.
+    #[arg(long = "pmproxy", value_name = "FILE")]
+    pmproxy_binary: Option<PathBuf>,
 }
 
 /// The verdict of one check.
@@ -196,6 +209,8 @@ pub(super) struct Context {
     user: nss::ServiceUser,
     /// Where the installation lives (--root).
     root: PathBuf,
+    /// pmproxy's executable and configuration file, when named.
+    pmproxy: pmproxy::Paths,
 }
 
 /// One named group of checks.
@@ -218,6 +233,7 @@ const SECTIONS: &[Section] = &[
         client(r, &c.conf, c.conf_path.as_deref(), &c.conf_name)
     }),
     ("library and preload", |r, c| library(r, &c.root)),
+    ("HTTPS server (pmproxy)", pmproxy::pmproxy),
 ];
 
 /// Runs the subcommand.
@@ -249,6 +265,10 @@ pub(super) fn main(args: Args) -> ExitCode {
             .service_user
             .unwrap_or_else(nss::ServiceUser::default_for_pmcd),
         root: args.root.clone(),
+        pmproxy: pmproxy::Paths {
+            binary: args.pmproxy_binary.clone(),
+            conf: args.pmproxy_conf.clone(),
+        },
     };
     for (_section, checks) in SECTIONS {
         checks(&mut report, &context);

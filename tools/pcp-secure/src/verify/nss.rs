@@ -5,7 +5,6 @@
 //! The certificate found goes on to the checks the PEM files get (chain,
 //! validity, host names) in `verify.rs`.
 
-use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -16,184 +15,10 @@ use pcp_secure::api::settings::{TlsConf, DEFAULT_NICKNAME};
 use pcp_secure::api::trust::CertInfo;
 
 use super::{server_setup, validity, validity_period, CertSource, ChainAnchors, Report, Served};
+pub(crate) use crate::user::{as_user, ServiceUser};
 
 /// The tls.conf key of the password file (as the library names it).
 use pcp_secure::api::nssdb::{CLIENT_PASSWORD_KEY, PASSWORD_KEY};
-
-// ---------------------------------------------------------------------------
-// The user pmcd runs as
-
-/// A local user: pmcd's (`--service-user`, by default pcp).
-#[derive(Clone, Debug)]
-pub(crate) struct ServiceUser {
-    pub(crate) name: String,
-    pub(crate) uid: libc::uid_t,
-    pub(crate) gid: libc::gid_t,
-}
-
-impl ServiceUser {
-    /// `--service-user NAME` (or a numeric uid).
-    pub(crate) fn parse(s: &str) -> Result<ServiceUser, String> {
-        lookup(Who::Name(s))
-            .or_else(|| s.parse().ok().and_then(|uid| lookup(Who::Uid(uid))))
-            .ok_or_else(|| format!("no user \"{s}\" on this machine"))
-    }
-
-    /// pcp (pmcd's default -U) when verify runs as root and that user
-    /// exists, else the user running verify.
-    pub(crate) fn default_for_pmcd() -> ServiceUser {
-        if euid() == 0 {
-            if let Some(pcp) = lookup(Who::Name("pcp")) {
-                return pcp;
-            }
-        }
-        ServiceUser::current()
-    }
-
-    /// The user running verify (and the clients started from here).
-    fn current() -> ServiceUser {
-        let euid = euid();
-        lookup(Who::Uid(euid)).unwrap_or_else(|| ServiceUser {
-            name: euid.to_string(),
-            uid: euid,
-            // SAFETY: getegid has no preconditions.
-            gid: unsafe { libc::getegid() },
-        })
-    }
-}
-
-enum Who<'a> {
-    Name(&'a str),
-    Uid(libc::uid_t),
-}
-
-/// The password database entry of a user.
-fn lookup(who: Who<'_>) -> Option<ServiceUser> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero passwd is a valid value to be overwritten.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    let rc = match who {
-        Who::Name(name) => {
-            let name = CString::new(name).ok()?;
-            // SAFETY: the buffers outlive the call; the result points into them.
-            unsafe {
-                libc::getpwnam_r(
-                    name.as_ptr(),
-                    &mut pwd,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                    &mut result,
-                )
-            }
-        }
-        // SAFETY: as above.
-        Who::Uid(uid) => unsafe {
-            libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result)
-        },
-    };
-    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-        return None;
-    }
-    // SAFETY: getpw*_r filled pw_name with a NUL-terminated string.
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(ServiceUser {
-        name: name.to_string_lossy().into_owned(),
-        uid: pwd.pw_uid,
-        gid: pwd.pw_gid,
-    })
-}
-
-/// This process's effective uid.
-fn euid() -> libc::uid_t {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
-}
-
-/// Runs `f` with the effective user, group and supplementary groups of
-/// `user` (as pmcd has after pmSetProcessIdentity), then switches back.
-/// Without switching when this process already is `user`; an error when it
-/// is neither that user nor root.
-fn as_user<T>(user: &ServiceUser, f: impl FnOnce() -> T) -> Result<T, String> {
-    let euid = euid();
-    if euid == user.uid {
-        return Ok(f());
-    }
-    if euid != 0 {
-        return Err(format!(
-            "this command runs as {} (uid {euid}), not as {} or root",
-            password::user_name(euid),
-            user.name
-        ));
-    }
-    let _back = Switched::to(user)?;
-    Ok(f())
-}
-
-/// While alive, this (root) process acts as another user.
-struct Switched {
-    egid: libc::gid_t,
-    groups: Vec<libc::gid_t>,
-}
-
-impl Switched {
-    fn to(user: &ServiceUser) -> Result<Switched, String> {
-        let fail = |what: &str| {
-            format!(
-                "cannot act as user {} ({what}: {})",
-                user.name,
-                io::Error::last_os_error()
-            )
-        };
-        // SAFETY: getegid has no preconditions; getgroups writes at most
-        // `n` entries into a buffer of that size.
-        let (egid, groups) = unsafe {
-            let egid = libc::getegid();
-            let n = libc::getgroups(0, std::ptr::null_mut());
-            let mut groups = vec![0 as libc::gid_t; n.max(0) as usize];
-            let n = libc::getgroups(n, groups.as_mut_ptr());
-            groups.truncate(n.max(0) as usize);
-            (egid, groups)
-        };
-        let back = Switched { egid, groups };
-        let name = CString::new(user.name.as_str()).map_err(|_| fail("user name"))?;
-        // SAFETY: plain system calls on valid arguments; `back` restores
-        // root's identity when it is dropped on any early return.
-        unsafe {
-            if libc::initgroups(name.as_ptr(), user.gid) != 0 {
-                return Err(fail("initgroups"));
-            }
-            if libc::setegid(user.gid) != 0 {
-                return Err(fail("setegid"));
-            }
-            if libc::seteuid(user.uid) != 0 {
-                return Err(fail("seteuid"));
-            }
-        }
-        Ok(back)
-    }
-}
-
-impl Drop for Switched {
-    fn drop(&mut self) {
-        // SAFETY: plain system calls; the saved set-user-ID is still root,
-        // so these succeed.
-        let ok = unsafe {
-            libc::seteuid(0) == 0
-                && libc::setegid(self.egid) == 0
-                && libc::setgroups(self.groups.len(), self.groups.as_ptr()) == 0
-        };
-        if !ok {
-            // Going on with another user's identity would make every later
-            // check wrong.
-            eprintln!(
-                "pcp-secure verify: cannot switch back to root: {}",
-                io::Error::last_os_error()
-            );
-            std::process::abort();
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Shared by the server and client checks
@@ -496,7 +321,7 @@ fn password_file(
                 user.name
             ));
         }
-        let detail = if meta.uid() != user.uid && user.uid != euid() {
+        let detail = if meta.uid() != user.uid && user.uid != crate::user::euid() {
             format!("{e}; {} is {whose} (--service-user)", user.name)
         } else {
             e

@@ -1,4 +1,4 @@
-//! The library and who loads it: the installed library, pmcd's preload (environment, systemd drop-ins), the clients' preload and PCP_SECURE_SOCKETS.
+//! The library and who loads it: the installed library, pmcd's preload (environment, systemd drop-ins), the clients' preload and PCP_SECURE_SOCKETS; the same preload checks serve pmproxy (`verify/pmproxy.rs`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -40,22 +40,39 @@ pub(super) fn library(r: &mut Report, root: &Path) {
 /// memory maps say), so that a preload set up but not yet applied by a
 /// restart is seen.
 fn running_pmcd(r: &mut Report) {
-    const NAME: &str = "running pmcd";
+    running(
+        r,
+        "pmcd",
+        "it uses libpcp's OpenSSL TLS",
+        &running_pids("pmcd"),
+    );
+}
+
+/// The pids of the running processes whose command name is `comm`, in order.
+pub(super) fn running_pids(comm: &str) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
     let mut pids: Vec<u32> = entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .filter(|pid: &u32| {
-            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == "pmcd")
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim_end() == comm)
         })
         .collect();
     pids.sort_unstable();
-    for pid in pids {
+    pids
+}
+
+/// One "running SERVICE" line per pid in `pids` (processes of `service`):
+/// whether the library is mapped into it. `without` says what the process
+/// uses instead.
+pub(super) fn running(r: &mut Report, service: &str, without: &str, pids: &[u32]) {
+    let name = format!("running {service}");
+    for &pid in pids {
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
             r.warn(
-                NAME,
-                format!("pmcd (pid {pid}) runs, but its memory maps cannot be read here"),
+                &name,
+                format!("{service} (pid {pid}) runs, but its memory maps cannot be read here"),
                 "run pcp-secure verify as root to see whether it uses libpcp_secure",
             );
             continue;
@@ -65,13 +82,16 @@ fn running_pmcd(r: &mut Report) {
             .filter_map(|l| l.split_whitespace().nth(5))
             .find(|p| p.contains("libpcp_secure"))
         {
-            Some(lib) => r.ok(NAME, format!("pmcd (pid {pid}) runs with {lib} loaded")),
+            Some(lib) => r.ok(
+                &name,
+                format!("{service} (pid {pid}) runs with {lib} loaded"),
+            ),
             None => r.warn(
-                NAME,
+                &name,
+                format!("{service} (pid {pid}) runs without libpcp_secure: {without}"),
                 format!(
-                    "pmcd (pid {pid}) runs without libpcp_secure: it uses libpcp's OpenSSL TLS"
+                    "restart {service} after setting up the preload (systemctl restart {service})"
                 ),
-                "restart pmcd after setting up the preload (systemctl restart pmcd)",
             ),
         }
     }
@@ -88,9 +108,39 @@ pub(super) fn compare(entry: &str, lib: Option<&Path>) -> String {
 }
 
 pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
-    const NAME: &str = "pmcd preload";
-    let install = "`pcp-secure systemd pmcd --install`, then systemctl daemon-reload && systemctl restart pmcd";
-    if let Some((value, origin)) = systemd_ld_preload(root, "pmcd") {
+    service_preload(
+        r,
+        root,
+        lib,
+        &Preloaded {
+            service: "pmcd",
+            without: "pmcd uses libpcp's OpenSSL TLS",
+            stock: "pmcd runs with stock TLS",
+            passed: "the PMCD* and PCP* settings",
+        },
+    );
+}
+
+/// What [`service_preload`] says about one service.
+pub(super) struct Preloaded<'a> {
+    /// The unit name without `.service` ("pmcd").
+    pub(super) service: &'a str,
+    /// What the service does without the library.
+    pub(super) without: &'a str,
+    /// What it does when the preloaded file is missing.
+    pub(super) stock: &'a str,
+    /// Which settings of /etc/default/SERVICE its start script passes on.
+    pub(super) passed: &'a str,
+}
+
+/// The "SERVICE preload" line: whether the service's systemd unit (or
+/// /etc/ld.so.preload) preloads the library.
+pub(super) fn service_preload(r: &mut Report, root: &Path, lib: Option<&Path>, p: &Preloaded<'_>) {
+    let service = p.service;
+    let name = format!("{service} preload");
+    let name = name.as_str();
+    let install = format!("`pcp-secure systemd {service} --install`, then systemctl daemon-reload && systemctl restart {service}");
+    if let Some((value, origin)) = systemd_ld_preload(root, service) {
         let ours: Vec<&str> = libpath::preload_entries(&value)
             .filter(|e| libpath::is_ours(e))
             .collect();
@@ -100,18 +150,27 @@ pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
                     || Path::new(entry).is_file() =>
             {
                 r.ok(
-                NAME,
-                    format!("{origin} preloads {entry} into pmcd{}", compare(entry, lib)),
+                    name,
+                    format!(
+                        "{origin} preloads {entry} into {service}{}",
+                        compare(entry, lib)
+                    ),
                 )
             }
             Some(entry) => r.fail(
-                NAME,
-                format!("{origin} preloads {entry}, which does not exist: pmcd runs with stock TLS"),
+                name,
+                format!(
+                    "{origin} preloads {entry}, which does not exist: {}",
+                    p.stock
+                ),
                 install,
             ),
             None => r.warn(
-                NAME,
-                format!("{origin} sets LD_PRELOAD={value}, without libpcp_secure: pmcd uses libpcp's OpenSSL TLS"),
+                name,
+                format!(
+                    "{origin} sets LD_PRELOAD={value}, without libpcp_secure: {}",
+                    p.without
+                ),
                 install,
             ),
         }
@@ -127,9 +186,9 @@ pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
         let found = libpath::preload_entries(&text).find(|e| libpath::is_ours(e));
         if let Some(entry) = found {
             r.ok(
-                NAME,
+                name,
                 format!(
-                    "{} preloads {entry} into every program, pmcd included{}",
+                    "{} preloads {entry} into every program, {service} included{}",
                     ld_so_preload.display(),
                     compare(entry, lib)
                 ),
@@ -137,7 +196,10 @@ pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
             return;
         }
     }
-    for defaults in ["etc/default/pmcd", "etc/sysconfig/pmcd"] {
+    for defaults in [
+        format!("etc/default/{service}"),
+        format!("etc/sysconfig/{service}"),
+    ] {
         let path = root.join(defaults);
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
@@ -148,10 +210,11 @@ pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
             l.starts_with("LD_PRELOAD=")
         }) {
             r.warn(
-                NAME,
+                name,
                 format!(
-                    "{} sets LD_PRELOAD, but PCP's pmcd start script passes only the PMCD* and PCP* settings of that file to pmcd",
-                    path.display()
+                    "{} sets LD_PRELOAD, but PCP's {service} start script passes only {} of that file to {service}",
+                    path.display(),
+                    p.passed
                 ),
                 format!("remove it there and run {install}"),
             );
@@ -159,8 +222,11 @@ pub(super) fn pmcd_preload(r: &mut Report, root: &Path, lib: Option<&Path>) {
         }
     }
     r.warn(
-        NAME,
-        "no systemd drop-in for pmcd.service sets LD_PRELOAD to libpcp_secure: pmcd uses libpcp's OpenSSL TLS",
+        name,
+        format!(
+            "no systemd drop-in for {service}.service sets LD_PRELOAD to libpcp_secure: {}",
+            p.without
+        ),
         install,
     );
 }

@@ -97,7 +97,7 @@ pub(super) fn server(
             return;
         }
         (None, Some(spec)) => nss::server(r, conf, conf_name, spec, user),
-        (Some(file), None) => pem_server(r, conf, conf_name, file),
+        (Some(file), None) => pem_server(r, conf, conf_name, file, user),
         (None, None) => {
             r.warn(
                 "server certificate",
@@ -142,15 +142,22 @@ pub(super) fn server(
 }
 
 /// The PEM half of the server checks: tls-cert-file, tls-key-file and the
-/// context pmcd would build from them.
+/// context pmcd would build from them, read as `user` (pmcd drops to its
+/// user before it sets TLS up, so a file only root can read leaves it
+/// serving plain connections).
 pub(super) fn pem_server(
     r: &mut Report,
     conf: &TlsConf,
     conf_name: &str,
     cert_file: &str,
+    user: &nss::ServiceUser,
 ) -> Option<Served> {
     if !readable_or_warn(r, "server certificate", "tls-cert-file", cert_file) {
         return None;
+    }
+    let mut readable = readable_as(r, user, "tls-cert-file", cert_file);
+    if let Some(ca) = conf.ca_cert_file.as_deref() {
+        readable &= readable_as(r, user, "tls-ca-cert-file", ca);
     }
     let chain = match certs::load_chain("tls-cert-file", cert_file) {
         Ok(chain) => chain,
@@ -177,6 +184,7 @@ pub(super) fn pem_server(
         ),
     );
 
+    let mut keys_readable = true;
     let key_ok = match conf.key_file.as_deref() {
         None => {
             r.fail(
@@ -189,6 +197,7 @@ pub(super) fn pem_server(
         Some(key_file) => {
             let readable = readable_or_warn(r, "server key", "tls-key-file", key_file);
             if readable {
+                keys_readable = readable_as(r, user, "tls-key-file", key_file);
                 key_mode(
                     r,
                     "server key permissions",
@@ -200,8 +209,17 @@ pub(super) fn pem_server(
             readable
         }
     };
-    if key_ok {
-        server_setup(r, ServerContext::build(conf).map(drop), conf_name);
+    if key_ok && readable && keys_readable {
+        // As pmcd's user when we can act as it; else (not root) as we are.
+        let built = nss::as_user(user, || ServerContext::build(conf).map(drop))
+            .unwrap_or_else(|_| ServerContext::build(conf).map(drop));
+        server_setup(r, built, conf_name);
+    } else if key_ok {
+        r.fail(
+            "server TLS setup",
+            format!("pmcd, running as user {}, cannot read the files named above: although {conf_name} configures TLS, it would serve plain connections only (pmcd.feature.secure 0, and a pcp_secure error in pmcd.log)", user.name),
+            "make the files readable by that user as shown above, then restart pmcd",
+        );
     }
     Some(Served {
         chain,
@@ -224,6 +242,73 @@ pub(super) fn server_setup(r: &mut Report, built: pcp_secure::api::Result<()>, c
             format!("correct the setting named here in {conf_name}; pmcd would serve plain connections only"),
         ),
     }
+}
+
+/// Whether `user` (pmcd's) can open `path` (named by tls.conf's `key`),
+/// tried as that user: a FAIL line naming the file, its owner and mode, or
+/// the directory in the way, and the fix, when it cannot. True when it
+/// can, or when this process can act neither as that user nor as root
+/// (then the other checks tell).
+pub(super) fn readable_as(r: &mut Report, user: &nss::ServiceUser, key: &str, path: &str) -> bool {
+    let name = format!("{key} readable by {}", user.name);
+    let opened = nss::as_user(user, || fs::File::open(path).map(drop));
+    let Ok(opened) = opened else {
+        return true;
+    };
+    let who = format!("{} (uid {}), the user pmcd runs as", user.name, user.uid);
+    match opened {
+        Ok(()) => {
+            r.ok(&name, format!("{key} \"{path}\" is readable by {who}"));
+            true
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+        Err(e) => {
+            let blocked = nss::as_user(user, || blocking_directory(path))
+                .ok()
+                .flatten();
+            let (detail, fix) = match blocked {
+                Some(dir) => (
+                    format!("{key} \"{path}\" cannot be opened by {who}: its directory \"{dir}\" is not searchable by that user ({e})"),
+                    format!("let {} into \"{dir}\" (chgrp {} \"{dir}\" && chmod g+x \"{dir}\"), then restart pmcd", user.name, pcp_secure::api::nssdb::password::group_name(user.gid), ),
+                ),
+                None => {
+                    let owner = fs::metadata(path)
+                        .map(|m| format!("owner uid {}, group gid {}, mode {:04o}", m.uid(), m.gid(), m.mode() & 0o7777))
+                        .unwrap_or_default();
+                    let chmod = if key == "tls-key-file" { "0640" } else { "0644" };
+                    (
+                        format!("{key} \"{path}\" is not readable by {who} ({owner}; {e})"),
+                        format!("chgrp {} \"{path}\" && chmod {chmod} \"{path}\" (`pcp-secure cert server` run as root issues it so), then restart pmcd", pcp_secure::api::nssdb::password::group_name(user.gid)),
+                    )
+                }
+            };
+            r.fail(
+                &name,
+                format!(
+                    "{detail}: although TLS is configured, pmcd would serve plain connections only"
+                ),
+                fix,
+            );
+            false
+        }
+    }
+}
+
+/// The first directory on the way to `path` that the current user cannot
+/// search, if that is why `path` cannot be opened.
+fn blocking_directory(path: &str) -> Option<String> {
+    let path = std::path::Path::new(path);
+    let mut seen = std::path::PathBuf::new();
+    for part in path.parent()?.components() {
+        seen.push(part);
+        // Reaching "DIR/." needs search (x) permission on DIR, as a file in it does.
+        if let Err(e) = fs::metadata(seen.join(".")) {
+            if e.kind() == io::ErrorKind::PermissionDenied {
+                return Some(seen.display().to_string());
+            }
+        }
+    }
+    None
 }
 
 /// False (after a warning) when `path` exists but this non-root user may
