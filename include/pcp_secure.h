@@ -240,8 +240,11 @@ int __pmSecureSocketsError(int code);
 int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struct timeval *timeout);
 
 /**
- * The library's version and the rustls version it was built with, for
- * example "libpcp_secure 1.1.0 (rustls 0.23.46)". Never NULL.
+ * The library's version, the rustls version it was built with and its
+ * crypto module, for example "libpcp_secure 1.1.0 (rustls 0.23.46,
+ * aws-lc-rs 1.19.0)", or "libpcp_secure 1.1.0 (rustls 0.23.46,
+ * aws-lc-rs 1.19.0, FIPS 140-3 module aws-lc-fips-sys 0.14.4)" for the
+ * FIPS build. Never NULL.
  *
  * # Safety
  * No pointers are involved; the result is a static string.
@@ -249,7 +252,8 @@ int select(int nfds, fd_set *readfds, fd_set *writefds, fd_set *exceptfds, struc
 const char *pcp_secure_version(void);
 
 /**
- * Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384") into
+ * Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384
+ * X25519MLKEM768": version, suite, key-exchange group) into
  * `buf` (NUL-terminated, truncated to `buflen`). Returns 1 for a TLS
  * descriptor, 0 for a plain one, `-EINVAL` for a bad buffer.
  *

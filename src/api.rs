@@ -16,7 +16,7 @@ pub mod certs {
         certified_key, load_chain, load_key, load_roots, system_roots, Anchors,
     };
     pub use crate::tls::store::{ClientContext, Identity, ServerContext};
-    pub use crate::tls::suites::provider;
+    pub use crate::tls::suites::{module, provider, summary, FIPS_BUILD};
 }
 
 /// How a client decides to trust a server, the per-user trust store and
@@ -28,8 +28,8 @@ pub mod trust {
         DEFAULT_PORT,
     };
     pub use crate::trust::verify::{
-        is_name_mismatch, is_untrusted_issuer, name_check, out_of_date, webpki, Assessment,
-        HandshakeScope, Why,
+        is_name_mismatch, is_untrusted_issuer, name_check, out_of_date, signed_by, webpki,
+        Assessment, HandshakeScope, Why,
     };
 }
 
@@ -45,6 +45,7 @@ pub mod connection {
         body_len as ack_body_len, encode as ack_encode, read as read_ack, status as ack_status,
     };
     pub use crate::tls::diagnose::{certificate as certificate_problem, Peer};
+    pub use crate::tls::groups::name as group_name;
     pub use crate::tls::handshake::describe;
     pub use crate::tls::redial::{read_greeting, send_creds, Greeting};
     pub use crate::tls::transport::{
@@ -69,7 +70,8 @@ pub mod metrics {
 /// Errors as the library reports them.
 pub use crate::error::{Error, Result};
 
-/// "libpcp_secure X.Y.Z (rustls A.B.C)".
+/// "libpcp_secure X.Y.Z (rustls A.B.C, aws-lc-rs D.E.F)" (and the FIPS
+/// module's version in the FIPS build).
 pub use crate::ffi::version_str;
 
 /// The text of `include/pcp_secure.h`, made from the export list.

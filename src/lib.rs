@@ -1,7 +1,7 @@
 //! # libpcp_secure
 //!
 //! A replacement for the TLS layer of Performance Co-Pilot's libpcp, built on
-//! rustls (ring). Preloaded into (or linked ahead of libpcp in) unchanged
+//! rustls (aws-lc-rs). Preloaded into (or linked ahead of libpcp in) unchanged
 //! PCP 6 and 7 programs, it takes over the secure upgrade of PCP
 //! connections, PCP 7.2's HTTPS push client and the data path of every TLS
 //! descriptor of its own; every other descriptor stays libpcp's.

@@ -80,7 +80,7 @@ impl Https {
         let mut roots = rustls::RootCertStore::empty();
         let ca = CertificateDer::from_pem_file(certs.path("ca.crt")).expect("ca.crt");
         roots.add(ca).expect("ca.crt as a trust anchor");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")

@@ -341,7 +341,7 @@ pub fn nss_pbe_seeds() -> Vec<(Vec<u8>, (bool, bool))> {
 /// is private anyway), to make `nss_pbe` seeds.
 pub mod nss {
     use aes::cipher::{block_padding::Pkcs7, BlockEncryptMut, KeyIvInit};
-    use ring::{digest, hmac, pbkdf2};
+    use aws_lc_rs::{digest, hmac, pbkdf2};
     use std::num::NonZeroU32;
 
     /// CKA_VALUE.
@@ -752,7 +752,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     // that picks require_cert.
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_der).expect("CA as a root");
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     for (versions, with_cert) in [
         (&[&rustls::version::TLS13][..], false),
         (&[&rustls::version::TLS12][..], false),

@@ -8,8 +8,11 @@ use libc::size_t;
 use crate::tls::{handshake, session::table};
 
 entry! {
-    /// The library's version and the rustls version it was built with, for
-    /// example "libpcp_secure 1.1.0 (rustls 0.23.46)". Never NULL.
+    /// The library's version, the rustls version it was built with and its
+    /// crypto module, for example "libpcp_secure 1.1.0 (rustls 0.23.46,
+    /// aws-lc-rs 1.19.0)", or "libpcp_secure 1.1.0 (rustls 0.23.46,
+    /// aws-lc-rs 1.19.0, FIPS 140-3 module aws-lc-fips-sys 0.14.4)" for the
+    /// FIPS build. Never NULL.
     ///
     /// # Safety
     /// No pointers are involved; the result is a static string.
@@ -23,7 +26,8 @@ entry! {
 }
 
 entry! {
-    /// Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384") into
+    /// Describes `fd`'s TLS session ("TLSv1_3 TLS13_AES_256_GCM_SHA384
+    /// X25519MLKEM768": version, suite, key-exchange group) into
     /// `buf` (NUL-terminated, truncated to `buflen`). Returns 1 for a TLS
     /// descriptor, 0 for a plain one, `-EINVAL` for a bad buffer.
     ///
@@ -78,13 +82,17 @@ extern "C" fn announce() {
 #[link_section = ".init_array"]
 static ANNOUNCE: extern "C" fn() = announce;
 
-/// "libpcp_secure X.Y.Z (rustls A.B.C)".
+/// "libpcp_secure X.Y.Z (rustls A.B.C, aws-lc-rs D.E.F)", with ", FIPS
+/// 140-3 module aws-lc-fips-sys G.H.I" before the ")" in the FIPS build.
 pub fn version_str() -> &'static str {
     concat!(
         "libpcp_secure ",
         env!("CARGO_PKG_VERSION"),
         " (rustls ",
         env!("PCP_SECURE_RUSTLS_VERSION"),
+        ", aws-lc-rs ",
+        env!("PCP_SECURE_AWS_LC_RS_VERSION"),
+        env!("PCP_SECURE_FIPS_MODULE"),
         ")"
     )
 }

@@ -155,7 +155,7 @@ fn ec(key: &Object, meta: &Metadata, pw: &PasswordKey) -> Result<Zeroizing<Vec<u
             )))
         }
     };
-    // NSS files no integrity code for the public point; ring checks that it
+    // NSS files no integrity code for the public point; aws-lc-rs checks that it
     // belongs to the private value, and the certificate check that follows
     // that it belongs to the certificate.
     let stored_point = key

@@ -494,8 +494,11 @@ fn read_trust(db: &Database, key: &PasswordKey, cert: &Cert, purpose: Purpose) -
         if nss {
             if let Some(hash) = object.get(attr::NSS_CERT_SHA1) {
                 if hash
-                    != ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &cert.der)
-                        .as_ref()
+                    != aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+                        &cert.der,
+                    )
+                    .as_ref()
                 {
                     continue;
                 }

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use aes::cipher::{block_padding::Pkcs7, BlockDecryptMut, KeyIvInit};
-use ring::{digest, hmac, pbkdf2};
+use aws_lc_rs::{digest, hmac, pbkdf2};
 use std::num::NonZeroU32;
 use zeroize::Zeroizing;
 

@@ -61,8 +61,8 @@ pub fn load_key(key: &str, path: &str) -> Result<PrivateKeyDer<'static>> {
     let mut bytes = read(key, path)?;
     let parsed = PrivateKeyDer::from_pem_slice(&bytes);
     // The PEM text is key material: wipe our copy. (The DER key handed to
-    // rustls is parsed by ring, which keeps its own copy and does not wipe
-    // it on drop; that is outside this library.)
+    // rustls is parsed by aws-lc-rs, whose copy AWS-LC's allocator wipes
+    // when it is freed.)
     bytes.zeroize();
     parsed.map_err(|e| {
         Error::Config(format!(
@@ -123,13 +123,13 @@ impl std::fmt::Display for KeyError {
 
 /// A certificate chain with its private key, checked to belong together
 /// (the key must be the first certificate's). The DER key is wiped once
-/// ring has parsed it (ring keeps its own parsed copy, which it does not
-/// wipe: that is beyond this library).
+/// aws-lc-rs has parsed it (AWS-LC keeps its own parsed copy, which its
+/// allocator wipes when it is freed).
 pub fn certified_key(
     chain: Vec<CertificateDer<'static>>,
     mut key: PrivateKeyDer<'static>,
 ) -> std::result::Result<rustls::sign::CertifiedKey, KeyError> {
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key);
+    let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key);
     key.zeroize();
     let signing = signing.map_err(KeyError::Unusable)?;
     let spki = signing.public_key().map(|k| k.as_ref().to_vec());

@@ -49,6 +49,12 @@ pub struct TlsConf {
     /// `tls-client-nssdb-password-file` (ours): the password file of the
     /// client's NSS database (owned by the user, mode 0400).
     pub client_nssdb_password_file: Option<String>,
+    /// `tls-groups` (ours): the key-exchange groups, OpenSSL names in order
+    /// of preference (default X25519MLKEM768:X25519:secp256r1:secp384r1).
+    pub groups: Option<String>,
+    /// `tls-fips` (ours): "true" requires FIPS mode (the FIPS build of the
+    /// library, only FIPS-approved algorithms); refused by other builds.
+    pub fips: Option<String>,
 }
 
 /// Keys of our own, which libpcp's parser ignores. They are matched
@@ -57,13 +63,15 @@ pub struct TlsConf {
 /// contain spaces. The server's and the client's are separate, as
 /// `tls-cert-file` and `tls-client-cert-file` are, because pmcd and the
 /// tools on a collector usually share one `tls.conf`.
-const OWN_KEYS: [&str; 6] = [
+const OWN_KEYS: [&str; 8] = [
     "tls-nssdb",
     "tls-cert-nickname",
     "tls-nssdb-password-file",
     "tls-client-nssdb",
     "tls-client-cert-nickname",
     "tls-client-nssdb-password-file",
+    "tls-groups",
+    "tls-fips",
 ];
 
 /// The keys in the order libpcp tries them: a key written in the file matches
@@ -116,6 +124,22 @@ impl TlsConf {
         matches!(self.verify_clients.as_deref(), Some("true" | "yes" | "1"))
     }
 
+    /// Whether `tls-fips` asks for FIPS mode: "true", "yes", "1" or "on"
+    /// (any case) is yes, "false", "no", "0" or "off" (or no setting) is no;
+    /// anything else is an error naming the setting.
+    pub fn fips(&self) -> crate::error::Result<bool> {
+        let Some(value) = self.fips.as_deref() else {
+            return Ok(false);
+        };
+        match value.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" | "on" => Ok(true),
+            "false" | "no" | "0" | "off" => Ok(false),
+            _ => Err(crate::error::Error::Config(format!(
+                "tls-fips = \"{value}\": not a yes or no (use true or false)"
+            ))),
+        }
+    }
+
     fn field(&mut self, index: usize) -> &mut Option<String> {
         match index {
             0 => &mut self.cert_file,
@@ -137,7 +161,9 @@ impl TlsConf {
             2 => &mut self.nssdb_password_file,
             3 => &mut self.client_nssdb,
             4 => &mut self.client_cert_nickname,
-            _ => &mut self.client_nssdb_password_file,
+            5 => &mut self.client_nssdb_password_file,
+            6 => &mut self.groups,
+            _ => &mut self.fips,
         }
     }
 }
@@ -555,6 +581,23 @@ mod tests {
         let conf = TlsConf::load(&path).unwrap();
         assert_eq!(conf.ca_cert_file.as_deref(), Some("/etc/pcp/tls/ca.crt"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn groups_and_fips_are_own_keys() {
+        let conf =
+            TlsConf::parse("tls-groups = X25519MLKEM768:P-256 # pq first\ntls-fips = TRUE\n");
+        assert_eq!(conf.groups.as_deref(), Some("X25519MLKEM768:P-256"));
+        assert!(conf.fips().unwrap());
+        assert!(!TlsConf::parse("tls-fips = off").fips().unwrap());
+        assert!(!TlsConf::default().fips().unwrap());
+        let err = TlsConf::parse("tls-fips = maybe")
+            .fips()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls-fips = \"maybe\""), "{err}");
+        // Our keys are exact: no prefixes.
+        assert_eq!(TlsConf::parse("tls-group = X25519").groups, None);
     }
 
     #[test]

@@ -359,7 +359,10 @@ fn host_for_tls(host: Option<&str>) -> String {
     }
 }
 
-/// "TLSv1_3 TLS13_AES_256_GCM_SHA384" for a connection.
+/// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519MLKEM768" for a connection:
+/// version, cipher suite and key-exchange group (OpenSSL's name; the
+/// group is left out when rustls does not know it, as after a TLS 1.2
+/// resumption).
 pub fn describe(conn: &Connection) -> String {
     let version = conn
         .protocol_version()
@@ -369,7 +372,13 @@ pub fn describe(conn: &Connection) -> String {
         .negotiated_cipher_suite()
         .map(|s| format!("{:?}", s.suite()))
         .unwrap_or_else(|| "?".into());
-    format!("{version} {suite}")
+    match conn.negotiated_key_exchange_group() {
+        Some(group) => format!(
+            "{version} {suite} {}",
+            crate::tls::groups::name(group.name())
+        ),
+        None => format!("{version} {suite}"),
+    }
 }
 
 #[cfg(test)]

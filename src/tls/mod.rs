@@ -9,6 +9,7 @@ pub(crate) mod ack;
 pub(crate) mod certs;
 pub(crate) mod config;
 pub(crate) mod diagnose;
+pub(crate) mod groups;
 pub(crate) mod handshake;
 pub(crate) mod io;
 pub(crate) mod keylog;

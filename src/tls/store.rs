@@ -42,6 +42,9 @@ pub struct ServerContext {
     leaf: Option<CertificateDer<'static>>,
     /// The CA certificate that issued it, when known (for the metrics).
     ca: Option<CertificateDer<'static>>,
+    /// The key exchange and crypto module, for the log ("key exchange
+    /// X25519MLKEM768:X25519:..., AWS-LC (not FIPS)").
+    crypto: String,
 }
 
 impl ServerContext {
@@ -83,6 +86,7 @@ impl ServerContext {
             if let Some(key_log) = &key_log {
                 config.key_log = key_log.clone();
             }
+            suites::check_fips(conf, config.fips(), "server")?;
             Ok(Arc::new(config))
         };
         let verifier = |roots: RootCertStore,
@@ -128,6 +132,7 @@ impl ServerContext {
             verify_clients: conf.verify_clients(),
             ca: issuer(&identity.cert, conf.ca_cert_file.as_deref()),
             leaf,
+            crypto: suites::summary(&provider),
         })
     }
 
@@ -180,6 +185,12 @@ impl ServerContext {
     /// True when `tls-verify-clients = true` was configured.
     pub(crate) fn verify_clients(&self) -> bool {
         self.verify_clients
+    }
+
+    /// The key-exchange groups and crypto module the server uses, as the
+    /// log states them.
+    pub fn crypto(&self) -> &str {
+        &self.crypto
     }
 }
 
@@ -247,6 +258,9 @@ pub struct ClientContext {
     pub trust_source: String,
     /// The `tls.conf` the context was built from, if any.
     pub conf_path: Option<PathBuf>,
+    /// The key exchange and crypto module ("key exchange
+    /// X25519MLKEM768:X25519:..., AWS-LC (not FIPS)").
+    pub crypto: String,
 }
 
 /// Our client certificate (if any); records in the current handshake's
@@ -344,6 +358,7 @@ impl ClientContext {
             .with_custom_certificate_verifier(webpki.clone())
             .with_no_client_auth();
         let mut base = base;
+        suites::check_fips(conf, base.fips(), "client")?;
         if let Some(key_log) = crate::tls::keylog::from_env() {
             base.key_log = key_log;
         }
@@ -359,12 +374,13 @@ impl ClientContext {
         Ok(ClientContext {
             base: Arc::new(base),
             webpki,
-            provider,
+            provider: provider.clone(),
             anchors: Arc::new(anchors),
             identity,
             per_host: Mutex::new(HashMap::new()),
             trust_source,
             conf_path,
+            crypto: suites::summary(&provider),
         })
     }
 
@@ -642,9 +658,10 @@ impl Store {
     fn install(&self, conf: TlsConf) -> Result<Arc<ServerContext>> {
         let ctx = ServerContext::build(&conf)?;
         log::info!(
-            "{} serving TLS 1.2/1.3 with {}",
+            "{} serving TLS 1.2/1.3 with {}; {}",
             crate::ffi::version_str(),
-            identity_source(&conf)
+            identity_source(&conf),
+            ctx.crypto
         );
         if let Some(warning) = ctx.expiry_warning() {
             log::warning!("{warning}");
@@ -752,7 +769,11 @@ impl Store {
                 }
             })?,
         );
-        log::debug!("client TLS context built; trusting {}", ctx.trust_source);
+        log::debug!(
+            "client TLS context built; trusting {}; {}",
+            ctx.trust_source,
+            ctx.crypto
+        );
         *guard = Some((stamp, ctx.clone()));
         Ok(ctx)
     }

@@ -1,3 +1,8 @@
+//! The crypto provider: rustls on aws-lc-rs (AWS-LC, or its FIPS 140-3
+//! module in a build with the `fips` feature), with the cipher suites of
+//! `tls-ciphers`/`tls-ciphersuites`, the key-exchange groups of `tls-groups`
+//! (see [`crate::tls::groups`]) and the FIPS requirement of `tls-fips`.
+//!
 //! Maps `tls-ciphers` (TLS 1.2, OpenSSL names) and `tls-ciphersuites`
 //! (TLS 1.3) onto rustls cipher suites. Only the strong AEAD suites that
 //! rustls implements exist; OpenSSL group words such as `DEFAULT` or `HIGH`
@@ -9,13 +14,14 @@
 
 use std::sync::Arc;
 
-use rustls::crypto::{ring, CryptoProvider};
+use rustls::crypto::{aws_lc_rs, CryptoProvider};
 use rustls::{CipherSuite, SupportedCipherSuite};
 
 use crate::error::{Error, Result};
 use crate::tls::config::TlsConf;
+use crate::tls::groups;
 
-/// OpenSSL's names of the suites rustls (ring) offers, with their codes.
+/// OpenSSL's names of the suites rustls (aws-lc-rs) offers, with their codes.
 const OPENSSL_NAMES: [(&str, CipherSuite); 9] = [
     (
         "TLS_AES_128_GCM_SHA256",
@@ -68,17 +74,24 @@ const GROUP_WORDS: [&str; 9] = [
     "PROFILE=SYSTEM",
 ];
 
-/// The crypto provider for a configuration: ring, restricted to the suites
-/// the configuration names (all of them when it names none).
+/// True when this library was built on AWS-LC's FIPS 140-3 module (the
+/// `fips` feature): then only FIPS-approved algorithms are offered.
+pub const FIPS_BUILD: bool = cfg!(feature = "fips");
+
+/// The crypto provider for a configuration: aws-lc-rs, restricted to the
+/// suites and groups the configuration names (the defaults when it names
+/// none). `tls-fips = true` in a build without the FIPS module is an error,
+/// as is any setting naming an algorithm that FIPS mode does not allow.
 pub fn provider(conf: &TlsConf) -> Result<Arc<CryptoProvider>> {
-    let base = ring::default_provider();
+    let fips = fips_mode(conf)?;
+    let base = aws_lc_rs::default_provider();
     let (tls13, tls12): (Vec<_>, Vec<_>) = base.cipher_suites.iter().copied().partition(is_tls13);
     let tls12 = match conf.ciphers.as_deref() {
-        Some(list) => select("tls-ciphers", list, &tls12)?,
+        Some(list) => select("tls-ciphers", list, &tls12, fips)?,
         None => tls12,
     };
     let tls13 = match conf.ciphersuites.as_deref() {
-        Some(list) => select("tls-ciphersuites", list, &tls13)?,
+        Some(list) => select("tls-ciphersuites", list, &tls13, fips)?,
         None => tls13,
     };
     let mut suites = tls13;
@@ -88,10 +101,63 @@ pub fn provider(conf: &TlsConf) -> Result<Arc<CryptoProvider>> {
             "tls-ciphers and tls-ciphersuites leave no cipher suite to use".into(),
         ));
     }
-    Ok(Arc::new(CryptoProvider {
+    let provider = CryptoProvider {
         cipher_suites: suites,
+        kx_groups: groups::select(conf.groups.as_deref(), fips)?,
         ..base
-    }))
+    };
+    if fips && !provider.fips() {
+        return Err(Error::Config(
+            "tls-fips = true, but the AWS-LC FIPS module is not in FIPS mode (its power-on self tests failed?); TLS is not used".into(),
+        ));
+    }
+    Ok(Arc::new(provider))
+}
+
+/// Whether FIPS mode is on: always in a FIPS build, never otherwise; a
+/// `tls-fips = true` that this build cannot honour is an error.
+fn fips_mode(conf: &TlsConf) -> Result<bool> {
+    let requested = conf.fips()?;
+    if requested && !FIPS_BUILD {
+        return Err(Error::Config(
+            "tls-fips = true, but this libpcp_secure is built without the FIPS 140-3 module (AWS-LC's, the \"fips\" build); install the FIPS build or remove tls-fips; TLS is not used".into(),
+        ));
+    }
+    Ok(FIPS_BUILD)
+}
+
+/// Fails when `tls-fips = true` and a configuration built with `provider`
+/// is not FIPS-compliant in rustls' judgement (`is_fips` is
+/// `ServerConfig::fips()` or `ClientConfig::fips()`); `what` names it.
+pub(crate) fn check_fips(conf: &TlsConf, is_fips: bool, what: &str) -> Result<()> {
+    if conf.fips()? && !is_fips {
+        return Err(Error::Config(format!(
+            "tls-fips = true, but the {what} TLS configuration is not FIPS-compliant; TLS is not used"
+        )));
+    }
+    Ok(())
+}
+
+/// What the provider does, for logs and `pcp-secure`: "key exchange
+/// X25519MLKEM768:X25519:secp256r1:secp384r1, AWS-LC (not FIPS)".
+pub fn summary(provider: &CryptoProvider) -> String {
+    format!(
+        "key exchange {}, {}",
+        groups::names(&provider.kx_groups),
+        module(provider.fips())
+    )
+}
+
+/// The crypto module in use: "AWS-LC FIPS 140-3 module, FIPS mode" or
+/// "AWS-LC (not FIPS)".
+pub fn module(fips: bool) -> &'static str {
+    if fips {
+        "AWS-LC FIPS 140-3 module, FIPS mode"
+    } else if FIPS_BUILD {
+        "AWS-LC FIPS 140-3 module, NOT in FIPS mode"
+    } else {
+        "AWS-LC (not FIPS)"
+    }
 }
 
 fn is_tls13(suite: &SupportedCipherSuite) -> bool {
@@ -105,7 +171,7 @@ fn lookup(name: &str) -> Option<CipherSuite> {
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, s)| *s)
         .or_else(|| {
-            ring::ALL_CIPHER_SUITES
+            aws_lc_rs::ALL_CIPHER_SUITES
                 .iter()
                 .map(|s| s.suite())
                 .find(|s| s.as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
@@ -116,6 +182,7 @@ fn select(
     key: &str,
     list: &str,
     available: &[SupportedCipherSuite],
+    fips: bool,
 ) -> Result<Vec<SupportedCipherSuite>> {
     let mut chosen: Vec<SupportedCipherSuite> = Vec::new();
     let mut excluded: Vec<CipherSuite> = Vec::new();
@@ -140,7 +207,16 @@ fn select(
             ))
         })?;
         let found = available.iter().find(|s| s.suite() == suite).ok_or_else(|| {
-            Error::Config(format!("{key}: cipher \"{word}\" belongs to the other TLS version's setting (supported here: {})", names(available)))
+            let tls13 = aws_lc_rs::ALL_CIPHER_SUITES
+                .iter()
+                .find(|s| s.suite() == suite)
+                .is_some_and(is_tls13);
+            let here = available.first().is_some_and(is_tls13);
+            if fips && tls13 == here {
+                Error::Config(format!("{key}: cipher \"{word}\" is not FIPS-approved, and tls-fips is on (FIPS-approved: {})", names(available)))
+            } else {
+                Error::Config(format!("{key}: cipher \"{word}\" belongs to the other TLS version's setting (supported here: {})", names(available)))
+            }
         })?;
         if !chosen.contains(found) {
             chosen.push(*found);
@@ -183,9 +259,91 @@ mod tests {
     }
 
     #[test]
-    fn default_is_every_ring_suite() {
+    fn default_is_every_default_suite_and_the_post_quantum_groups() {
         let p = provider(&TlsConf::default()).unwrap();
-        assert_eq!(p.cipher_suites.len(), ring::DEFAULT_CIPHER_SUITES.len());
+        assert_eq!(
+            p.cipher_suites.len(),
+            aws_lc_rs::DEFAULT_CIPHER_SUITES.len()
+        );
+        assert_eq!(p.kx_groups[0].name(), rustls::NamedGroup::X25519MLKEM768);
+        assert!(summary(&p).starts_with("key exchange X25519MLKEM768:X25519:"));
+    }
+
+    #[test]
+    fn groups_are_set_by_tls_groups() {
+        let conf = TlsConf {
+            groups: Some("P-384:X25519".into()),
+            ..TlsConf::default()
+        };
+        assert_eq!(
+            groups::names(&provider(&conf).unwrap().kx_groups),
+            "secp384r1:X25519"
+        );
+        let conf = TlsConf {
+            groups: Some("X448".into()),
+            ..TlsConf::default()
+        };
+        let err = provider(&conf).unwrap_err().to_string();
+        assert!(
+            err.starts_with("tls-groups: ") && err.contains("\"X448\""),
+            "{err}"
+        );
+    }
+
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn fips_is_refused_without_the_fips_module() {
+        let conf = TlsConf {
+            fips: Some("true".into()),
+            ..TlsConf::default()
+        };
+        let err = provider(&conf).unwrap_err().to_string();
+        assert!(
+            err.starts_with("tls-fips = true") && err.contains("without the FIPS 140-3 module"),
+            "{err}"
+        );
+        let off = TlsConf {
+            fips: Some("false".into()),
+            ..TlsConf::default()
+        };
+        assert!(!provider(&off).unwrap().fips());
+        assert_eq!(module(false), "AWS-LC (not FIPS)");
+    }
+
+    /// The default build's AWS-LC has no CPU-jitter entropy source
+    /// (`AWS_LC_SYS_NO_JITTER_ENTROPY` in .cargo/config.toml): with it, the
+    /// first random number of every process that loads the library costs
+    /// about 25 ms of CPU. Its DRBG is seeded from getrandom(2) instead.
+    #[cfg(not(feature = "fips"))]
+    #[test]
+    fn default_build_seeds_from_the_os_without_cpu_jitter() {
+        assert!(
+            ::aws_lc_rs::try_fips_cpu_jitter_entropy().is_err(),
+            "AWS-LC was built with its CPU-jitter entropy source: cargo did not apply \
+             AWS_LC_SYS_NO_JITTER_ENTROPY=1 from .cargo/config.toml (or the environment set it to 0)"
+        );
+    }
+
+    #[cfg(feature = "fips")]
+    #[test]
+    fn fips_mode_allows_only_approved_algorithms() {
+        let conf = |groups: Option<&str>, suites: Option<&str>| TlsConf {
+            fips: Some("true".into()),
+            groups: groups.map(Into::into),
+            ciphersuites: suites.map(Into::into),
+            ..TlsConf::default()
+        };
+        let p = provider(&conf(None, None)).unwrap();
+        assert!(p.fips(), "{}", summary(&p));
+        assert!(!groups::names(&p.kx_groups).contains(":X25519:"));
+        let err = provider(&conf(Some("X25519"), None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"X25519\" is not FIPS-approved"), "{err}");
+        let err = provider(&conf(None, Some("TLS_CHACHA20_POLY1305_SHA256")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not FIPS-approved"), "{err}");
     }
 
     #[test]

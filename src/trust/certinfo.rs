@@ -39,12 +39,12 @@ pub(crate) fn printable(text: &str) -> String {
 
 /// SHA-256 fingerprint of a DER certificate.
 pub fn sha256(der: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref())
 }
 
 /// SHA-1 fingerprint (shown because PCP's guide shows it; never used to decide).
 pub(crate) fn sha1(der: &[u8]) -> String {
-    hex(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref())
+    hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref())
 }
 
 /// The facts shown about a certificate.

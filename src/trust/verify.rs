@@ -473,8 +473,52 @@ fn check_self_signed(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
             CertificateError::UnknownIssuer,
         ));
     }
-    x509.verify_signature(None)
+    signature_check(&x509, &x509)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))
+}
+
+/// Checks that the certificate `cert` (DER) carries a valid signature by
+/// the key of the certificate `issuer` (DER; the same for a self-signed
+/// one), with aws-lc-rs: ECDSA (P-256, P-384), RSA PKCS#1 v1.5 (2048 bits
+/// or more) and Ed25519. The error says what is wrong.
+pub fn signed_by(cert: &[u8], issuer: &[u8]) -> Result<(), String> {
+    let (_, cert) =
+        X509Certificate::from_der(cert).map_err(|e| format!("not a certificate ({e})"))?;
+    let (_, issuer) = X509Certificate::from_der(issuer)
+        .map_err(|e| format!("the issuer is not a certificate ({e})"))?;
+    signature_check(&cert, &issuer)
+}
+
+fn signature_check(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<(), String> {
+    use aws_lc_rs::signature as sig;
+    let spki = issuer.public_key();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.as_oid().ok())
+        .map(|o| o.to_id_string());
+    let algorithm: &dyn sig::VerificationAlgorithm = match (
+        cert.signature_algorithm.algorithm.to_id_string().as_str(),
+        curve.as_deref(),
+    ) {
+        ("1.2.840.10045.4.3.2", Some("1.2.840.10045.3.1.7")) => &sig::ECDSA_P256_SHA256_ASN1,
+        ("1.2.840.10045.4.3.2", Some("1.3.132.0.34")) => &sig::ECDSA_P384_SHA256_ASN1,
+        ("1.2.840.10045.4.3.3", Some("1.2.840.10045.3.1.7")) => &sig::ECDSA_P256_SHA384_ASN1,
+        ("1.2.840.10045.4.3.3", Some("1.3.132.0.34")) => &sig::ECDSA_P384_SHA384_ASN1,
+        ("1.2.840.113549.1.1.11", _) => &sig::RSA_PKCS1_2048_8192_SHA256,
+        ("1.2.840.113549.1.1.12", _) => &sig::RSA_PKCS1_2048_8192_SHA384,
+        ("1.2.840.113549.1.1.13", _) => &sig::RSA_PKCS1_2048_8192_SHA512,
+        ("1.3.101.112", _) => &sig::ED25519,
+        (other, _) => {
+            return Err(format!(
+                "unsupported signature algorithm {other} (or key type of the issuer)"
+            ))
+        }
+    };
+    sig::UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data)
+        .verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
+        .map_err(|_| "the signature does not verify".to_string())
 }
 
 /// Whether the certificate lists the host name (DNS or IP SAN); works

@@ -1848,7 +1848,7 @@ impl RawClient {
 /// A real TLS ClientHello for `server_name`, as rustls writes it.
 pub fn client_hello(server_name: &str) -> Vec<u8> {
     use rustls::pki_types::ServerName;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("protocol versions")

@@ -2,8 +2,8 @@
 //! (collector) and client (monitor) certificates it issues, as PEM files
 //! ready for tls.conf — what PCP's guide does with openssl and certutil.
 //!
-//! Keys are ECDSA (P-256, or P-384 on request): the ring backend cannot
-//! generate RSA keys. A CA made elsewhere can sign too, if its key is an
+//! Keys are ECDSA (P-256, or P-384 on request; small, fast, and what PCP's
+//! guide recommends). A CA made elsewhere can sign too, if its key is an
 //! unencrypted PKCS#8 PEM (ECDSA, Ed25519 or RSA).
 //!
 //! Files are created with their final mode (keys 0600, certificates 0644;
@@ -266,7 +266,7 @@ fn replaced_ca(dir: &Path, crt: &Path) -> Option<String> {
             };
             X509Certificate::from_der(&first).is_ok_and(|(_, leaf)| {
                 leaf.issuer().as_raw() == old_x509.subject().as_raw()
-                    && leaf.verify_signature(Some(old_x509.public_key())).is_ok()
+                    && pcp_secure::api::trust::signed_by(&first, &old).is_ok()
             })
         })
         .map(|path| path.display().to_string())
@@ -665,7 +665,7 @@ fn check_issued(der: &CertificateDer<'_>, ca: &Ca) -> Result<()> {
             issuer.subject()
         )));
     }
-    leaf.verify_signature(Some(issuer.public_key()))
+    pcp_secure::api::trust::signed_by(der, &ca.der)
         .map_err(|e| failed(format!("bad signature ({e})")))
 }
 
@@ -679,9 +679,9 @@ fn generate(key_type: KeyType) -> Result<KeyPair> {
 
 /// A random positive 128-bit serial number.
 fn serial() -> Result<SerialNumber> {
-    use ring::rand::SecureRandom;
+    use aws_lc_rs::rand::SecureRandom;
     let mut bytes = [0u8; 16];
-    ring::rand::SystemRandom::new()
+    aws_lc_rs::rand::SystemRandom::new()
         .fill(&mut bytes)
         .map_err(|_| "cannot get random bytes for a serial number".to_string())?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;

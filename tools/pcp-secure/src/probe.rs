@@ -279,7 +279,12 @@ pub(crate) fn exchange(
     }
 
     // [4] TLS, accepting any certificate but keeping it.
-    Ok(offer(Upgrade::Done(tls(fd, target, client, deadline))))
+    // The settings' crypto provider; an unusable one (a bad `tls-groups`,
+    // `tls-fips` this build cannot honour) is the error, naming the setting.
+    let provider = client.provider.clone()?;
+    Ok(offer(Upgrade::Done(tls(
+        fd, target, client, provider, deadline,
+    ))))
 }
 
 fn probe(target: &Target, timeout: Duration) -> Result<u8, String> {
@@ -364,7 +369,9 @@ pub(crate) struct ClientSettings {
     context: Result<ClientContext, String>,
     /// Our certificate and key, if configured.
     identity: Result<Option<Arc<CertifiedKey>>, String>,
-    provider: Arc<CryptoProvider>,
+    /// The crypto provider of these settings (`tls-ciphers`, `tls-groups`,
+    /// `tls-fips`), or why there is none.
+    provider: Result<Arc<CryptoProvider>, String>,
 }
 
 impl ClientSettings {
@@ -383,8 +390,10 @@ impl ClientSettings {
             _ => (TlsConf::default(), None),
         };
         let path = path.filter(|p| p.exists());
-        let provider =
-            provider(&conf).unwrap_or_else(|_| Arc::new(rustls::crypto::ring::default_provider()));
+        let provider = provider(&conf).map_err(|e| match &path {
+            Some(p) => format!("{e} (in {})", p.display()),
+            None => e.to_string(),
+        });
         let context = match read_error {
             Some(e) => Err(e),
             None => ClientContext::build(&conf, path.clone()).map_err(|e| match &path {
@@ -424,7 +433,8 @@ impl ClientSettings {
 
 /// What the TLS step found.
 pub(crate) struct TlsResult {
-    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384", or why the handshake failed.
+    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519MLKEM768", or why the
+    /// handshake failed.
     pub(crate) outcome: Result<String, String>,
     /// The certificates the server presented, leaf first.
     pub(crate) chain: Arc<Mutex<Vec<CertificateDer<'static>>>>,
@@ -432,7 +442,13 @@ pub(crate) struct TlsResult {
     pub(crate) asked: bool,
 }
 
-fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) -> TlsResult {
+fn tls(
+    fd: i32,
+    target: &Target,
+    client: &ClientSettings,
+    provider: Arc<CryptoProvider>,
+    deadline: Deadline,
+) -> TlsResult {
     let chain = Arc::new(Mutex::new(Vec::new()));
     let scope = pcp_secure::api::trust::HandshakeScope::enter();
     let mut result = TlsResult {
@@ -442,9 +458,9 @@ fn tls(fd: i32, target: &Target, client: &ClientSettings, deadline: Deadline) ->
     };
     let recorder = Arc::new(Recorder {
         chain,
-        provider: client.provider.clone(),
+        provider: provider.clone(),
     });
-    let config = ClientConfig::builder_with_provider(client.provider.clone())
+    let config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)
         .map(|b| {
             b.dangerous()

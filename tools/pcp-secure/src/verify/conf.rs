@@ -68,6 +68,32 @@ pub(super) fn tls_conf(r: &mut Report) -> (TlsConf, Option<PathBuf>) {
     }
 }
 
+/// The crypto the library will use with these settings: its version and
+/// module (FIPS or not), the key-exchange groups; a `tls-fips`,
+/// `tls-groups` or cipher setting that cannot be used fails.
+pub(super) fn crypto(r: &mut Report, conf: &TlsConf) {
+    const NAME: &str = "crypto";
+    match pcp_secure::api::certs::provider(conf) {
+        Ok(p) => r.ok(
+            NAME,
+            format!(
+                "{}; {}",
+                pcp_secure::api::version_str(),
+                pcp_secure::api::certs::summary(&p)
+            ),
+        ),
+        Err(e) => r.fail(
+            NAME,
+            format!("{}: {e}", pcp_secure::api::version_str()),
+            if conf.fips.is_some() && !pcp_secure::api::certs::FIPS_BUILD {
+                "install the FIPS build of libpcp_secure (see the README, \"Key exchange and FIPS\"), or remove tls-fips"
+            } else {
+                "correct the setting named (tls-groups, tls-ciphers, tls-ciphersuites or tls-fips)"
+            },
+        ),
+    }
+}
+
 pub(super) fn set_keys(conf: &TlsConf) -> Vec<&'static str> {
     [
         ("tls-cert-file", &conf.cert_file),
@@ -82,6 +108,8 @@ pub(super) fn set_keys(conf: &TlsConf) -> Vec<&'static str> {
         ("tls-nssdb", &conf.nssdb),
         ("tls-cert-nickname", &conf.cert_nickname),
         ("tls-nssdb-password-file", &conf.nssdb_password_file),
+        ("tls-groups", &conf.groups),
+        ("tls-fips", &conf.fips),
     ]
     .into_iter()
     .filter(|(_, v)| v.is_some())

@@ -249,6 +249,7 @@ const SECTIONS: &[Section] = &[
 pub(super) fn main(args: Args) -> ExitCode {
     let mut report = Report::default();
     let (conf, conf_path) = tls_conf(&mut report);
+    crypto(&mut report, &conf);
     let conf_name = conf_path
         .as_ref()
         .map(|p| format!("\"{}\"", p.display()))

@@ -419,7 +419,7 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
         return;
     }
     let provider = pcp_secure::api::certs::provider(conf)
-        .unwrap_or_else(|_| std::sync::Arc::new(rustls::crypto::ring::default_provider()));
+        .unwrap_or_else(|_| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
     let verifier =
         match pcp_secure::api::trust::webpki(anchors.roots.clone(), &anchors.crls, &provider) {
             Ok(v) => v,
