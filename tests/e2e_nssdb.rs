@@ -1186,3 +1186,57 @@ fn nss_database_writable_by_others_is_not_used_for_trust() {
         run.describe()
     );
 }
+
+// pmproxy with the library preloaded serves HTTPS from the same NSS
+// database tls.conf names for pmcd (no PEM files): curl trusting the
+// database's CA (exported as PEM) gets an answer, and pmproxy's log names
+// the certificate and the database. (The CA has basicConstraints: curl's
+// OpenSSL refuses guide 000's extension-less CA, a matter of the NSS-era
+// migration.)
+#[test]
+fn preloaded_pmproxy_serves_https_from_the_collector_database() {
+    ensure_nss_tools();
+    let db = NssDb::new(None);
+    db.issue(
+        &CertSpec::new(LOCAL_CA_NICK, "cn=Local PCP Installation,dc=example")
+            .ca_constraints()
+            .trust("CT,,"),
+    );
+    db.issue(&collector_spec().issuer(LOCAL_CA_NICK));
+    let mut proxy = support::pmproxy::Pmproxy::builder()
+        .tls_conf(&nssdb_conf(&db))
+        .preload_ours(true)
+        .start();
+    let log = proxy.log();
+    assert!(
+        log.contains(&format!(
+            "serving TLS 1.2/1.3 with certificate \"{COLLECTOR_NICK}\" of NSS database"
+        )) && !log.contains("left to libpcp"),
+        "pmproxy must serve HTTPS from the database:\n{log}"
+    );
+    let ca = db.export_pem_file(LOCAL_CA_NICK);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(&ca)
+        .arg(format!("https://localhost:{}/pmapi/context", proxy.port()))
+        .output()
+        .expect("curl runs");
+    let code = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_ne!(
+        code,
+        "000",
+        "HTTPS from the NSS database failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        proxy.log()
+    );
+    proxy.assert_running();
+}
