@@ -482,3 +482,78 @@ fn without_a_writable_mmv_directory_pmcd_works_and_says_so_once() {
     let run = off.pminfo_plain(&["-f", NS]);
     assert!(!run.stdout.contains("handshakes"), "{}", run.describe());
 }
+
+/// pmproxy with the library preloaded publishes its HTTPS handshakes under
+/// `mmv.pcp_secure.pmproxy` (its MMV file in the PCP_TMP_DIR of a pmcd
+/// running the mmv PMDA): after two good HTTPS requests and one from a
+/// client that refuses pmproxy's certificate, exactly 2 completed and 1
+/// failed (untrusted issuer).
+#[test]
+fn pmproxy_publishes_its_https_handshakes() {
+    ensure_deps();
+    let certs = Certs::new();
+    let pmcd = pmcd_with_metrics(&certs.server_conf());
+    let tmp = pmcd.mmv_dir().parent().unwrap().to_path_buf();
+    let mut proxy = support::pmproxy::Pmproxy::builder()
+        .tls_conf(&certs.server_conf())
+        .preload_ours(true)
+        .env("PCP_TMP_DIR", tmp.to_str().unwrap())
+        .start();
+    let ns = "mmv.pcp_secure.pmproxy";
+    let read = |name: &str| -> (Option<i64>, Run) {
+        let run = pmcd.pminfo_plain(&["-f", ns]);
+        let v = run
+            .value_of(&format!("{ns}.{name}"))
+            .and_then(|v| v.parse().ok());
+        (v, run)
+    };
+    let curl = |extra: &[&str]| {
+        std::process::Command::new("curl")
+            .args([
+                "-s",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(extra)
+            .arg(format!("https://localhost:{}/pmapi/context", proxy.port()))
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .expect("curl runs")
+    };
+    let ca = certs.path("ca.crt");
+    assert_ne!(curl(&["--cacert", &ca]), "000", "{}", proxy.log());
+    assert_ne!(curl(&["--cacert", &ca]), "000", "{}", proxy.log());
+    assert_eq!(curl(&["--cacert", &certs.path("selfsigned.crt")]), "000");
+    let start = Instant::now();
+    loop {
+        let (completed, run) = read("handshakes.completed");
+        let (failed, _) = read("handshakes.failed");
+        if completed == Some(2) && failed == Some(1) {
+            let full = format!("{ns}.handshakes.failures");
+            let mut lines = run.stdout.lines().skip_while(|l| l.trim() != full);
+            lines.next();
+            let line = lines
+                .take_while(|l| !l.trim().is_empty())
+                .find(|l| l.contains("\"untrusted_issuer\""))
+                .unwrap_or_else(|| panic!("no untrusted_issuer instance\n{}", run.describe()));
+            assert!(
+                line.trim_end().ends_with("value 1"),
+                "{line}\n{}",
+                run.describe()
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < LOG_LIMIT,
+            "pmproxy's figures: completed {completed:?}, failed {failed:?}\n{}\n{}",
+            run.describe(),
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    proxy.assert_running();
+}
