@@ -118,7 +118,8 @@ entry! {
                 None => 0,
             };
         }
-        let require = flags & pcp::PDU_FLAG_CERT_REQD != 0 || handshake::server_requires_cert();
+        // (`tls-verify-clients` is applied by the server context itself.)
+        let require = flags & pcp::PDU_FLAG_CERT_REQD != 0 || handshake::program_requires_cert();
         // SASL (libpcp's, right after this call) and pmcd's container
         // attribute are read at once over TLS: only without them can the
         // handshake go on alongside pmcd's other clients.

@@ -257,13 +257,23 @@ fn tls_client(
     Ok(())
 }
 
-/// True when pmcd was started with `-Q` (libpcp's feature bit) or
-/// `tls-verify-clients = true` is configured.
-pub(crate) fn server_requires_cert() -> bool {
-    let by_flag = crate::interpose::next::has_feature()
+/// True when the program itself asks for client certificates (`pmcd -Q`,
+/// `pmproxy -Q`: libpcp's CERT_REQD feature bit). `tls-verify-clients` is
+/// the server context's own rule, which [`ServerContext::connection`]
+/// applies to every connection.
+///
+/// [`ServerContext::connection`]: crate::tls::store::ServerContext::connection
+pub(crate) fn program_requires_cert() -> bool {
+    crate::interpose::next::has_feature()
         // SAFETY: libpcp's function of this type; no pointers.
-        .is_some_and(|f| unsafe { f(pcp::FEATURE_CERT_REQD) } != 0);
-    by_flag || store().server().is_some_and(|s| s.verify_clients())
+        .is_some_and(|f| unsafe { f(pcp::FEATURE_CERT_REQD) } != 0)
+}
+
+/// True when every client must present a certificate: the program asks
+/// for it ([`program_requires_cert`]) or `tls-verify-clients = true` is
+/// configured (the CERT_REQD feature pmcd advertises).
+pub(crate) fn server_requires_cert() -> bool {
+    program_requires_cert() || store().server().is_some_and(|s| s.verify_clients())
 }
 
 /// Server side: tell the client whether TLS can go ahead, then accept its

@@ -87,7 +87,8 @@ impl MemoryServer {
     /// context is installed.
     pub(crate) fn accept() -> Option<Result<MemoryServer>> {
         let ctx = store().server()?;
-        let require = crate::tls::handshake::server_requires_cert();
+        // `tls-verify-clients` is applied by the context itself.
+        let require = crate::tls::handshake::program_requires_cert();
         Some(ctx.connection(require).map(MemoryServer::new))
     }
 
@@ -124,20 +125,13 @@ impl MemoryServer {
     /// Takes over the network BIOs (`SSL_set_bio`); BIOs set before and not
     /// set again are freed, and one BIO given for both directions is one.
     pub(crate) fn set_bios(&mut self, rbio: Option<Bio>, wbio: Option<Bio>) {
-        let keep = |old: &Bio| {
-            rbio.as_ref().is_some_and(|b| b.as_ptr() == old.as_ptr())
-                || wbio.as_ref().is_some_and(|b| b.as_ptr() == old.as_ptr())
-        };
-        let (old_r, old_w) = (self.rbio.take(), self.wbio.take());
-        let same_old = matches!((&old_r, &old_w), (Some(r), Some(w)) if r.as_ptr() == w.as_ptr());
-        if let Some(r) = old_r {
-            if !keep(&r) {
-                r.free();
-            }
-        }
-        if let Some(w) = old_w {
-            if !same_old && !keep(&w) {
-                w.free();
+        let kept = [rbio.as_ref(), wbio.as_ref()].map(|b| b.map(Bio::as_ptr));
+        let mut freed = None;
+        for old in [self.rbio.take(), self.wbio.take()].into_iter().flatten() {
+            let ptr = Some(old.as_ptr());
+            if !kept.contains(&ptr) && freed != ptr {
+                freed = ptr;
+                old.free();
             }
         }
         self.rbio = rbio;
