@@ -16,15 +16,6 @@ use crate::interpose::next;
 use crate::tls::accept;
 use crate::tls::session::table;
 
-/// libc's `select`.
-type RealSelect = unsafe extern "C" fn(
-    c_int,
-    *mut libc::fd_set,
-    *mut libc::fd_set,
-    *mut libc::fd_set,
-    *mut libc::timeval,
-) -> c_int;
-
 /// `select` with TLS-buffered plaintext counted as readable.
 ///
 /// # Safety
@@ -115,7 +106,7 @@ pub(crate) unsafe fn select(
 /// # Safety
 /// As for [`select`]; `readfds` is not NULL.
 unsafe fn with_handshakes(
-    real: RealSelect,
+    real: next::SelectFn,
     nfds: c_int,
     readfds: *mut libc::fd_set,
     writefds: *mut libc::fd_set,
@@ -261,8 +252,7 @@ pub(crate) unsafe fn plain(
     };
     // SAFETY: pselect with the caller's sets, our own timespec, no mask.
     let n = unsafe { libc::pselect(nfds, readfds, writefds, exceptfds, &ts, std::ptr::null()) };
-    let asked = std::time::Duration::new(tv.tv_sec.max(0) as u64, ts.tv_nsec as u32);
-    let left = asked.saturating_sub(start.elapsed());
+    let left = duration(tv).saturating_sub(start.elapsed());
     tv.tv_sec = left.as_secs() as libc::time_t;
     tv.tv_usec = left.subsec_micros() as libc::suseconds_t;
     n
