@@ -13,6 +13,13 @@ use std::sync::OnceLock;
 use object::read::elf::{Dyn, ElfFile64, FileHeader};
 use object::{elf, Endianness, Object, ObjectSymbol};
 
+/// The running program's name: its executable's file name ("pmcd"), or
+/// `None` when it cannot be found.
+pub(crate) fn name() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    Some(exe.file_name()?.to_string_lossy().into_owned())
+}
+
 /// Who serves the program's TLS when it uses the server context itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum OpensslServer {

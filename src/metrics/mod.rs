@@ -166,13 +166,7 @@ fn published(event: &Event<'_>) -> Option<&'static Published> {
 /// This program's name, as it appears in metric names: letters, digits
 /// and `_` only, starting with a letter.
 fn program() -> String {
-    let exe = std::env::current_exe().ok();
-    let base = exe
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    sanitise(&base)
+    sanitise(&crate::interpose::program::name().unwrap_or_default())
 }
 
 /// `name` with every character but letters, digits and `_` made `_`,

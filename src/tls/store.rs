@@ -793,7 +793,8 @@ pub(crate) fn install_server(from_libpcp: TlsConf) -> Option<Arc<ServerContext>>
     store()
         .install(conf.clone())
         .map_err(|e| {
-            let program = program_name();
+            let program = crate::interpose::program::name()
+                .unwrap_or_else(|| "this program".into());
             log::error!(
                 "{e}{}; TLS is configured but OFF: {program} serves plain connections only (pmcd.feature.secure is 0, clients that enforce TLS are refused) until this is fixed and {program} is restarted",
                 unreadable_hint(&conf, &program)
@@ -802,24 +803,13 @@ pub(crate) fn install_server(from_libpcp: TlsConf) -> Option<Arc<ServerContext>>
         .ok()
 }
 
-/// This program's name ("pmcd"), for messages.
-fn program_name() -> String {
-    std::fs::read_to_string("/proc/self/comm")
-        .ok()
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty())
-        .unwrap_or_else(|| "this program".into())
-}
-
 /// When one of the files the server settings name cannot be read by the
 /// user this program runs as (pmcd drops to user pcp before it sets TLS
 /// up): "; pmcd runs as user ..., which cannot read FILE: ..." with the fix.
 fn unreadable_hint(conf: &TlsConf, program: &str) -> String {
-    let db = conf.nssdb.as_deref().map(|d| {
-        std::path::Path::new(d.strip_prefix("sql:").unwrap_or(d))
-            .join("cert9.db")
-            .display()
-            .to_string()
+    let db = conf.nssdb.as_deref().and_then(|d| {
+        let dir = crate::nssdb::directory(d).ok()?;
+        Some(dir.join("cert9.db").display().to_string())
     });
     let files = [
         ("tls-cert-file", conf.cert_file.clone()),
