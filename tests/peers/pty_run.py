@@ -4,7 +4,7 @@ and talks to it like a person at that terminal.
 
 usage: pty_run.py [--timeout SECS] [--transcript FILE] [--clear-env]
                   [--env NAME=VALUE]... [--stdin-null] [--stderr FILE]
-                  [--no-wait-raw]
+                  [--no-wait-raw] [--wait-noecho]
                   [--expect REGEX [--send KEYS]] [--wait-file FILE REGEX]...
                   -- COMMAND [ARG...]
 
@@ -18,7 +18,9 @@ syntax, MULTILINE) matches the terminal output after the end of the previous
 match. --send KEYS writes KEYS to the terminal; before that it waits until the
 terminal is in non-canonical ("raw") mode, i.e. until the program is reading
 single keys, so a key is never typed into a line buffer that the program
-would discard (--no-wait-raw sends at once). After the last step the helper
+would discard (--no-wait-raw sends at once; --wait-noecho waits instead
+until the terminal no longer echoes, as a program reading a password line
+sets it: typing before that could be flushed away). After the last step the helper
 reads the terminal until the command exits.
 
 The child's environment is the helper's own (nothing with --clear-env) plus
@@ -57,6 +59,7 @@ def parse(argv):
         "stdin_null": False,
         "stderr": None,
         "wait_raw": True,
+        "wait_noecho": False,
         "steps": [],
         "command": None,
     }
@@ -91,6 +94,9 @@ def parse(argv):
             opts["stderr"] = value()
         elif a == "--no-wait-raw":
             opts["wait_raw"] = False
+        elif a == "--wait-noecho":
+            opts["wait_raw"] = False
+            opts["wait_noecho"] = True
         elif a == "--expect":
             opts["steps"].append(("expect", re.compile(value().encode(), re.MULTILINE)))
         elif a == "--send":
@@ -191,6 +197,12 @@ def main():
         except termios.error:
             return False
 
+    def is_noecho():
+        try:
+            return not (termios.tcgetattr(master)[3] & termios.ECHO)
+        except termios.error:
+            return False
+
     pos = 0
     for kind, arg in opts["steps"]:
         if kind == "wait-file":
@@ -225,6 +237,12 @@ def main():
                     give_up("waiting for raw mode to send %r (the command exited)" % arg.decode())
                 if time.monotonic() > deadline:
                     give_up("waiting for raw mode to send %r" % arg.decode())
+                pump(0.02)
+            while opts["wait_noecho"] and not is_noecho():
+                if eof and reap():
+                    give_up("waiting for echo off to send %r (the command exited)" % arg.decode())
+                if time.monotonic() > deadline:
+                    give_up("waiting for echo off to send %r" % arg.decode())
                 pump(0.02)
             os.write(master, arg)
 
