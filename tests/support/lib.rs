@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod nss;
+pub mod nss_era;
 pub mod pmproxy;
 pub mod stall;
 
