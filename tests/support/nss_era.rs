@@ -15,9 +15,9 @@
 //! directories below the chroot's /tmp ([`EraDir`]), known inside by their
 //! chroot path and outside by the host path.
 //!
-//! The guides' certificate steps (../../../shared/seeds 000 and 001 in the
-//! project's notes: PCP's "Establishing Secure Connections" and "Secure
-//! Client Connections") are run here to the letter with the chroot's
+//! The certificate steps of PCP's NSS-era guides ("Establishing Secure
+//! Connections", called guide 000 here, and "Establishing Secure Client
+//! Connections", guide 001) are run here to the letter with the chroot's
 //! certutil, pk12util and openssl; only the places differ (a temporary
 //! directory instead of /etc/pki/nssdb, /etc/pcp/nssdb, $HOME and
 //! /tmp/empty). Their questions are answered as a person would:
