@@ -18,7 +18,8 @@ use crate::log;
 use crate::trust::{certinfo, signature, verify, version1};
 
 /// A client verifier: webpki's for version 3 certificates, ours for
-/// version 1.
+/// version 1; handshake signatures checked for either by
+/// [`signature`].
 #[derive(Debug)]
 pub(crate) struct ClientAuth {
     webpki: Arc<dyn ClientCertVerifier>,
@@ -102,10 +103,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if version1::is_version1(cert) {
-            return signature::tls12(message, cert, dss, &self.algorithms);
-        }
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        signature::tls12(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -114,10 +112,7 @@ impl ClientCertVerifier for ClientAuth {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if version1::is_version1(cert) {
-            return signature::tls13(message, cert, dss, &self.algorithms);
-        }
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        signature::tls13(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -1,7 +1,8 @@
-//! Signatures checked outside webpki: a certificate's (or CRL's) signature
-//! by an issuer's key, and a TLS handshake signature by the key of a
-//! certificate webpki cannot parse (X.509 version 1, see
-//! [`crate::trust::version1`]).
+//! Signatures checked outside webpki's path building: a certificate's (or
+//! CRL's) signature by an issuer's key, and every TLS handshake signature
+//! by the peer certificate's key. The key is read with x509-parser, so this
+//! works for every X.509 version, version 1 included (see
+//! [`crate::trust::version1`]); the algorithms are the provider's.
 
 #![forbid(unsafe_code)]
 

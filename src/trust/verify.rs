@@ -628,15 +628,12 @@ impl ServerCertVerifier for PcpServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if version1::is_version1(cert) {
-            return signature::tls12(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            );
-        }
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        signature::tls12(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -645,15 +642,12 @@ impl ServerCertVerifier for PcpServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if version1::is_version1(cert) {
-            return signature::tls13(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            );
-        }
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        signature::tls13(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
