@@ -23,14 +23,18 @@ pub mod certs {
 /// certificate descriptions.
 pub mod trust {
     pub use crate::trust::certinfo::{sha256, CertInfo};
+    pub use crate::trust::signature::{
+        tls12 as verify_tls12_signature, tls13 as verify_tls13_signature,
+    };
     pub use crate::trust::store::{
         entry_key, parse as parse_trust_store, server_key, split_host_port, Entry, TrustStore,
         DEFAULT_PORT,
     };
     pub use crate::trust::verify::{
-        is_name_mismatch, is_untrusted_issuer, name_check, out_of_date, signed_by, webpki,
-        Assessment, HandshakeScope, Why,
+        is_name_mismatch, is_untrusted_issuer, may_issue, name_check, out_of_date, signed_by,
+        webpki, Assessment, HandshakeScope, Why,
     };
+    pub use crate::trust::version1::is_version1;
 }
 
 /// The pieces of a PCP secure connection, for probing a server the way a

@@ -707,41 +707,56 @@ fn server_certificate_without_san_needs_allow_bad_cert_domain() {
 
 // Guide 001's commands (openssl x509 -req without -extfile) make X.509
 // version 1 certificates with the OpenSSL of its time and Debian 12's 3.0
-// (the fixture makes them on newer OpenSSL too), which rustls cannot use. A version 1
-// server certificate is reported as such (naming the database, the
-// nickname and "version 1"), and pmcd serves plain connections.
+// (the fixture makes them on newer OpenSSL too). pmcd serves a version 1
+// server certificate from the database, with one warning naming the
+// database, the nickname and "version 1"; a client trusting the database's
+// CA accepts it when its subject CN is the host name (here it is
+// "pmserver", so only with PCP_ALLOW_BAD_CERT_DOMAIN, as the guide sets).
 #[test]
-fn guide001_version1_server_certificate_is_reported() {
+fn guide001_version1_server_certificate_is_served_with_a_warning() {
     let pki = OpensslPki::guide001_exact();
     let db = guide001_server_db(&pki);
     let conf = guide001_conf(&db, &[]);
-    let mut pmcd = our_pmcd(&conf);
-    let client_db = guide001_client_db(&pki, None, false);
-    assert_error_and_plain_service(
-        &mut pmcd,
-        &[&db.spec(), "pmserver_cert", "version 1"],
-        &client_db,
+    let pmcd = our_pmcd(&conf);
+    let text = pcp_secure_text_with(&pmcd, "version 1");
+    assert!(
+        text.lines().any(|l| l.contains("warning")
+            && l.contains(&db.spec())
+            && l.contains("pmserver_cert")
+            && l.contains("version 1")),
+        "{}",
+        pmcd.log()
     );
+    assert!(!text.contains("error"), "{}", pmcd.log());
+    assert_eq!(feature_secure(&pmcd), "1", "{}", pmcd.log());
+    let client_db = guide001_client_db(&pki, None, false);
+    let run = nss_client("", &client_db).fetch(&pmcd.host_named("localhost"), &[LOAD]);
+    assert_refused(&run);
+    assert!(run.stderr.contains("does not match"), "{}", run.describe());
+    let allowed = nss_client("", &client_db).env("PCP_ALLOW_BAD_CERT_DOMAIN", "1");
+    assert_fetch_over_tls(&pmcd, &allowed, "localhost");
 }
 
 // A version 1 client certificate (guide 001's exactly) in the monitor's
-// database: the client is refused by pmcd -Q, says which certificate it
-// could not use, and still verified the server with the database's CA (no
-// "not trusted").
+// database: presented to pmcd -Q, which accepts it (its CA is trusted in
+// pmcd's database); the client's warning names the database and
+// "version 1"; no "server certificate" is counted for the client's own.
 #[test]
-fn guide001_version1_client_certificate_is_reported() {
+fn guide001_version1_client_certificate_is_presented_with_a_warning() {
     let pki = OpensslPki::guide001_with(Some(SERVER_EXT), None);
     let db = guide001_server_db(&pki);
     let conf = guide001_conf(&db, &[]);
     let pmcd = our_pmcd_q(&conf);
     let client_db = guide001_client_db(&pki, None, true);
-    let run = nss_client("", &client_db).fetch(&pmcd.host_named("localhost"), &[LOAD]);
-    assert_refused(&run);
+    let rec = Recorder::start(pmcd.addr());
+    let run = nss_client("", &client_db).fetch(&format!("localhost:{}", rec.port()), &[LOAD]);
+    assert_tls_values(&run);
+    rec.finished(1)[0].assert_tls(&secrets());
     assert!(
         run.pcp_secure_lines()
             .iter()
-            .any(|l| l.contains("pmclient_cert") && l.contains("version 1")),
-        "no pcp_secure line naming pmclient_cert and \"version 1\"\n{}",
+            .any(|l| l.contains(&client_db.spec()) && l.contains("version 1")),
+        "no pcp_secure line naming the database and \"version 1\"\n{}",
         run.describe()
     );
     assert!(
@@ -749,6 +764,8 @@ fn guide001_version1_client_certificate_is_reported() {
         "the database's CA must still be trusted\n{}",
         run.describe()
     );
+    let text = pcp_secure_text_with(&pmcd, "client certificate");
+    assert!(text.contains("version 1"), "{}", pmcd.log());
 }
 
 // ---------------------------------------------------------------------------

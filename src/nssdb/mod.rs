@@ -572,7 +572,9 @@ impl Unlocked<'_> {
         for cert in &self.db.certs {
             match self.trust(cert, purpose) {
                 Level::Delegator => cas.push(cert.der.clone()),
-                Level::Peer => peers.push(cert.der.clone()),
+                // A certificate with its key here is this side's own, not
+                // a peer's, whatever its trust flags say.
+                Level::Peer if !self.db.has_key(cert) => peers.push(cert.der.clone()),
                 _ => {}
             }
         }
@@ -626,6 +628,9 @@ impl Unlocked<'_> {
         let spec = &self.db.spec;
         let candidates: Vec<&Cert> = match nickname {
             Some(name) => {
+                // PCP 5 (NSS) also took the nickname with the token's name
+                // in front.
+                let name = name.strip_prefix(TOKEN_PREFIX).unwrap_or(name);
                 let found: Vec<&Cert> = self
                     .db
                     .certs
@@ -679,19 +684,24 @@ impl Unlocked<'_> {
                 v.not_before, v.not_after
             ));
         }
-        if parsed.version() == x509_parser::x509::X509Version::V1 {
-            return Err(format!(
-                "NSS database \"{spec}\": certificate \"{name}\" is an X.509 version 1 certificate (no extensions), which TLS peers checking names cannot use; \
-                 reissue it as version 3 with a subjectAltName (openssl x509 -req ... -extfile with subjectAltName=DNS:HOST, or certutil -S ... -8 HOST)"
-            ));
-        }
         if let Some(alg) = weak_signature(&parsed) {
             return Err(format!(
                 "NSS database \"{spec}\": certificate \"{name}\" is signed with {alg}, which TLS peers refuse; reissue it with SHA-256 (certutil -Z SHA256)"
             ));
         }
         let mut warnings = Vec::new();
-        if !has_san(&parsed) && !parsed.is_ca() {
+        let role = match purpose {
+            Purpose::Server => crate::trust::version1::Role::Server,
+            Purpose::Client => crate::trust::version1::Role::Client,
+        };
+        if parsed.version() != x509_parser::x509::X509Version::V3 {
+            warnings.push(crate::trust::version1::warning(
+                &best.der,
+                &format!("NSS database \"{spec}\": certificate \"{name}\""),
+                role,
+            ));
+        } else if purpose == Purpose::Server && !has_san(&parsed) && !parsed.is_ca() {
+            // Host names matter only for a server's certificate.
             warnings.push(format!(
                 "NSS database \"{spec}\": certificate \"{name}\" names its host only in the subject CN (no subjectAltName); clients that check host names will refuse it; reissue it with certutil -8 HOST,..."
             ));
@@ -727,6 +737,10 @@ impl Unlocked<'_> {
         })
     }
 }
+
+/// The name NSS gives its certificate database token, which PCP 5 accepted
+/// in front of a nickname ("NSS Certificate DB:PCP Collector certificate").
+pub(crate) const TOKEN_PREFIX: &str = "NSS Certificate DB:";
 
 /// The name of a signature algorithm TLS peers refuse, if `cert` uses one.
 fn weak_signature(cert: &X509Certificate<'_>) -> Option<&'static str> {

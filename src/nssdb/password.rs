@@ -1,5 +1,5 @@
 //! Password files of NSS databases, with the rule of PCP's guide: owned by
-//! the user the service runs as, readable by that user only (mode 0400).
+//! the user the service runs as, readable by that user only (mode 0400, or 0600 as PCP 5 also took).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -64,7 +64,8 @@ impl TrimCrLf for [u8] {
 
 /// The guide's rule: owned by the user the service runs as (`uid`; the
 /// library passes its own effective uid, `pcp-secure verify` the user pmcd
-/// runs as), mode 0400.
+/// runs as), mode 0400; 0600 (as PCP 5 accepted, and as private) is
+/// taken too.
 pub fn check_owner_and_mode(
     key: &str,
     path: &str,
@@ -83,9 +84,9 @@ pub fn check_owner_and_mode(
         ));
     }
     let mode = meta.mode() & 0o7777;
-    if mode != 0o400 {
+    if mode != 0o400 && mode != 0o600 {
         return Err(format!(
-            "{key} \"{path}\": mode {mode:04o}, but it must be 0400 (readable by its owner only): chmod 0400 \"{path}\""
+            "{key} \"{path}\": mode {mode:04o}, but it must be 0400 (or 0600: readable by its owner only): chmod 0400 \"{path}\""
         ));
     }
     Ok(())
@@ -165,10 +166,16 @@ mod tests {
             e.contains("0644") && e.contains("0400") && e.contains(p),
             "{e}"
         );
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
-        assert_eq!(
-            &read("tls-nssdb-password-file", p).unwrap()[0][..],
-            b"secret"
-        );
+        for bad in [0o640, 0o604, 0o700, 0o4400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
+            assert!(read("tls-nssdb-password-file", p).is_err(), "{bad:o}");
+        }
+        for good in [0o400, 0o600] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(good)).unwrap();
+            assert_eq!(
+                &read("tls-nssdb-password-file", p).unwrap()[0][..],
+                b"secret"
+            );
+        }
     }
 }

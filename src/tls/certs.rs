@@ -132,25 +132,29 @@ pub fn certified_key(
     let signing = rustls::crypto::aws_lc_rs::sign::any_supported_type(&key);
     key.zeroize();
     let signing = signing.map_err(KeyError::Unusable)?;
+    // The key's owner is found with x509-parser, which reads X.509
+    // version 1 certificates too (rustls' own check needs webpki, which
+    // reads only version 3).
     let spki = signing.public_key().map(|k| k.as_ref().to_vec());
     let certified = rustls::sign::CertifiedKey::new(chain, signing);
-    match certified.keys_match() {
-        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
-            Ok(certified)
+    let Some(spki) = spki else {
+        // A key type whose public half rustls cannot state: nothing to
+        // compare (rustls' own check accepts these too).
+        return Ok(certified);
+    };
+    let owner = certified.cert.iter().position(|c| {
+        x509_parser::parse_x509_certificate(c)
+            .is_ok_and(|(_, x)| x.tbs_certificate.subject_pki.raw == spki.as_slice())
+    });
+    match owner {
+        Some(0) => Ok(certified),
+        Some(i) => Err(KeyError::WrongOrder(i + 1)),
+        None if x509_parser::parse_x509_certificate(&certified.cert[0]).is_err() => {
+            Err(KeyError::Unusable(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::BadEncoding,
+            )))
         }
-        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            let owner = spki.and_then(|spki| {
-                certified.cert.iter().position(|c| {
-                    x509_parser::parse_x509_certificate(c)
-                        .is_ok_and(|(_, x)| x.tbs_certificate.subject_pki.raw == spki.as_slice())
-                })
-            });
-            Err(match owner {
-                Some(i) if i > 0 => KeyError::WrongOrder(i + 1),
-                _ => KeyError::Mismatch,
-            })
-        }
-        Err(e) => Err(KeyError::Unusable(e)),
+        None => Err(KeyError::Mismatch),
     }
 }
 
@@ -164,6 +168,29 @@ pub struct Anchors {
     /// SHA-256 fingerprints of the CA certificates as given, so that a
     /// self-signed server certificate listed there is trusted as itself.
     pub fingerprints: Vec<String>,
+    /// The trusted CA certificates themselves, for the X.509 version 1
+    /// certificates they issue (which webpki cannot check).
+    pub cas: Vec<CertificateDer<'static>>,
+}
+
+impl Anchors {
+    /// Trusts `ca` as an anchor; the error says why it cannot be one.
+    pub fn add(&mut self, ca: CertificateDer<'static>) -> std::result::Result<(), rustls::Error> {
+        self.roots.add(ca.clone())?;
+        self.fingerprints.push(crate::trust::certinfo::sha256(&ca));
+        self.cas.push(ca);
+        Ok(())
+    }
+
+    /// Anchors of `roots` alone (the system's, or none).
+    pub fn of(roots: RootCertStore) -> Anchors {
+        Anchors {
+            roots,
+            crls: Vec::new(),
+            fingerprints: Vec::new(),
+            cas: Vec::new(),
+        }
+    }
 }
 
 /// Builds the trust anchors from `tls-ca-cert-file` and/or `tls-ca-cert-dir`,
@@ -173,13 +200,10 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
     if ca_file.is_none() && ca_dir.is_none() {
         return Ok(None);
     }
-    let mut roots = RootCertStore::empty();
-    let mut crls = Vec::new();
-    let mut fingerprints = Vec::new();
+    let mut anchors = Anchors::of(RootCertStore::empty());
     if let Some(path) = ca_file {
         for cert in load_chain("tls-ca-cert-file", path)? {
-            fingerprints.push(crate::trust::certinfo::sha256(&cert));
-            roots.add(cert).map_err(|e| {
+            anchors.add(cert).map_err(|e| {
                 Error::Config(format!(
                     "tls-ca-cert-file \"{path}\": unusable CA certificate ({e})"
                 ))
@@ -187,7 +211,7 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
         }
         let bytes = read("tls-ca-cert-file", path)?;
         for crl in CertificateRevocationListDer::pem_slice_iter(&bytes) {
-            crls.push(crl.map_err(|e| {
+            anchors.crls.push(crl.map_err(|e| {
                 Error::Config(format!("tls-ca-cert-file \"{path}\": unreadable CRL ({e})"))
             })?);
         }
@@ -207,13 +231,14 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
                 continue;
             };
             for cert in CertificateDer::pem_slice_iter(&bytes).flatten() {
-                fingerprints.push(crate::trust::certinfo::sha256(&cert));
-                let _ = roots.add(cert);
+                let _ = anchors.add(cert);
             }
-            crls.extend(CertificateRevocationListDer::pem_slice_iter(&bytes).flatten());
+            anchors
+                .crls
+                .extend(CertificateRevocationListDer::pem_slice_iter(&bytes).flatten());
         }
     }
-    if roots.is_empty() {
+    if anchors.roots.is_empty() {
         let what = match (ca_file, ca_dir) {
             (Some(f), Some(d)) => format!("tls-ca-cert-file \"{f}\" and tls-ca-cert-dir \"{d}\""),
             (Some(f), None) => format!("tls-ca-cert-file \"{f}\""),
@@ -224,11 +249,7 @@ pub fn load_roots(ca_file: Option<&str>, ca_dir: Option<&str>) -> Result<Option<
             "{what}: no usable CA certificate found"
         )));
     }
-    Ok(Some(Anchors {
-        roots,
-        crls,
-        fingerprints,
-    }))
+    Ok(Some(anchors))
 }
 
 /// The operating system's trust anchors (Debian: /etc/ssl/certs).

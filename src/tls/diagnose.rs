@@ -19,7 +19,9 @@ pub struct Peer {
     pub name: String,
     /// Client: what the server is ("pmcd", or "pmproxy" for HTTPS push).
     pub service: &'static str,
-    /// Where trust comes from (client: CA file/dir or system store).
+    /// Client: where trust comes from (CA file/dir or system store).
+    /// Server: where the served certificate comes from (tls-cert-file, or
+    /// the nickname and database of tls-nssdb).
     pub trust: String,
     /// The tls.conf in use, for "set X in FILE" advice.
     pub conf: String,
@@ -201,8 +203,9 @@ fn server(err: &rustls::Error, peer: &Peer) -> Error {
             Error::Rejected(Reason::ProtocolError, format!("{who} has no TLS version or cipher suite in common with us ({})", tls_name(why)))
         }
         rustls::Error::AlertReceived(alert) if rejects_certificate(*alert) => rejected(alert_reason(*alert), format!(
-            "{who} does not accept this server's certificate (TLS alert {}); it must trust the CA that issued tls-cert-file and connect with a host name the certificate lists",
-            tls_name(alert)
+            "{who} does not accept this server's certificate (TLS alert {}); it must trust the CA that issued the {} and connect with a host name the certificate lists",
+            tls_name(alert),
+            if peer.trust.is_empty() { "served certificate" } else { &peer.trust }
         )),
         _ => Error::Tls(format!("TLS with {who} failed: {err}")),
     }

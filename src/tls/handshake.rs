@@ -321,7 +321,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, defer: bool, who: &st
     }
     let Some(ctx) = store().server() else {
         return refuse(Error::NotSupported(
-            "the client asked for TLS but this server has no usable TLS configuration (tls-cert-file, tls-key-file)".into(),
+            "the client asked for TLS but this server has no usable TLS configuration (tls-cert-file and tls-key-file, or tls-nssdb)".into(),
         ));
     };
     let conn = match ctx.connection(require_cert) {
@@ -338,7 +338,7 @@ fn server_inner(fd: RawFd, flags: i32, require_cert: bool, defer: bool, who: &st
         role: Role::Server,
         name: who.to_string(),
         service: "pmcd",
-        trust: String::new(),
+        trust: ctx.served().to_string(),
         conf: String::new(),
         sent_cert: true,
     };

@@ -7,6 +7,7 @@
 pub(crate) mod accept;
 pub(crate) mod ack;
 pub(crate) mod certs;
+pub(crate) mod client_auth;
 pub(crate) mod config;
 pub(crate) mod diagnose;
 pub(crate) mod groups;

@@ -45,6 +45,10 @@ pub struct ServerContext {
     /// The key exchange and crypto module, for the log ("key exchange
     /// X25519MLKEM768:X25519:..., AWS-LC (not FIPS)").
     crypto: String,
+    /// Where the served certificate comes from, for messages
+    /// ("certificate \"/etc/pcp/tls/server.crt\"", or the nickname of
+    /// tls-nssdb's database).
+    served: String,
 }
 
 impl ServerContext {
@@ -54,23 +58,38 @@ impl ServerContext {
         let provider = suites::provider(conf)?;
         let (identity, db_cas) = match crate::nssdb::conf::server(conf)? {
             Some((key, cas)) => (Arc::new(key), cas),
-            None => (Arc::new(pem_identity(conf)?), Vec::new()),
+            None => {
+                let identity = pem_identity(conf)?;
+                if let (Some(leaf), Some(file)) = (identity.cert.first(), &conf.cert_file) {
+                    if crate::trust::version1::is_version1(leaf) {
+                        log::warning!(
+                            "{}",
+                            crate::trust::version1::warning(
+                                leaf,
+                                &format!("tls-cert-file \"{file}\""),
+                                crate::trust::version1::Role::Server
+                            )
+                        );
+                    }
+                }
+                (Arc::new(identity), Vec::new())
+            }
         };
         let anchors =
             match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
                 Some(anchors) => Some(anchors),
                 None if !db_cas.is_empty() => {
-                    let mut roots = RootCertStore::empty();
-                    roots.add_parsable_certificates(db_cas);
-                    Some(certs::Anchors {
-                        roots,
-                        crls: Vec::new(),
-                        fingerprints: Vec::new(),
-                    })
+                    let mut anchors = certs::Anchors::of(RootCertStore::empty());
+                    for ca in db_cas {
+                        // As NSS itself would: a CA it cannot use is skipped.
+                        let _ = anchors.add(ca);
+                    }
+                    Some(anchors)
                 }
                 None => None,
             };
         let crls = anchors.as_ref().map(|a| a.crls.clone()).unwrap_or_default();
+        let cas = anchors.as_ref().map(|a| a.cas.clone()).unwrap_or_default();
         let roots = anchors.map(|a| a.roots);
         let key_log = crate::tls::keylog::from_env();
 
@@ -104,7 +123,13 @@ impl ServerContext {
             } else {
                 builder
             };
-            builder.build().map_err(|e| e.to_string())
+            let webpki = builder.build().map_err(|e| e.to_string())?;
+            Ok(Arc::new(crate::tls::client_auth::ClientAuth::new(
+                webpki,
+                cas.clone(),
+                crls.clone(),
+                provider.signature_verification_algorithms,
+            )))
         };
 
         let optional = match &roots {
@@ -133,7 +158,14 @@ impl ServerContext {
             ca: issuer(&identity.cert, conf.ca_cert_file.as_deref()),
             leaf,
             crypto: suites::summary(&provider),
+            served: identity_source(conf),
         })
+    }
+
+    /// Where the served certificate comes from ("certificate \"FILE\"" of
+    /// tls-cert-file, or "certificate \"NICK\" of NSS database \"DB\"").
+    pub fn served(&self) -> &str {
+        &self.served
     }
 
     /// Publishes the served certificate in the TLS metrics.
@@ -249,6 +281,8 @@ pub struct ClientContext {
     provider: Arc<CryptoProvider>,
     anchors: Arc<certs::Anchors>,
     identity: Option<Arc<CertifiedKey>>,
+    /// Where `identity` comes from, for messages.
+    identity_source: String,
     /// One configuration per host, kept so that sessions can be resumed
     /// (rustls resumes only with the same verifier and resolver objects).
     /// A host that aborts resumption gets one that never offers it.
@@ -269,12 +303,28 @@ pub struct ClientContext {
 pub struct Identity {
     /// The certificate and key presented when asked.
     pub key: Option<Arc<CertifiedKey>>,
+    /// Where the certificate comes from ("tls-client-cert-file \"F\"", or
+    /// the NSS database and nickname), for the warning an X.509 version 1
+    /// certificate logs each time it is presented.
+    pub source: String,
 }
 
 impl ResolvesClientCert for Identity {
     fn resolve(&self, _hints: &[&[u8]], _schemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         if let Some(scope) = verify::HandshakeScope::current() {
             scope.asked.store(true, Ordering::Relaxed);
+        }
+        if let Some(leaf) = self.key.as_ref().and_then(|k| k.cert.first()) {
+            if crate::trust::version1::is_version1(leaf) {
+                log::warning!(
+                    "{}",
+                    crate::trust::version1::warning(
+                        leaf,
+                        &self.source,
+                        crate::trust::version1::Role::Client
+                    )
+                );
+            }
         }
         self.key.clone()
     }
@@ -299,11 +349,7 @@ impl ClientContext {
                     (a, source)
                 }
                 None => (
-                    certs::Anchors {
-                        roots: certs::system_roots(),
-                        crls: Vec::new(),
-                        fingerprints: Vec::new(),
-                    },
+                    certs::Anchors::of(certs::system_roots()),
                     "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)"
                         .to_string(),
                 ),
@@ -314,6 +360,11 @@ impl ClientContext {
         let (anchors, trust_source) = match &nss {
             Some(nss) => with_nss_trust(anchors, trust_source, nss),
             None => (anchors, trust_source),
+        };
+        let identity_source = match (&conf.client_cert_file, &nss) {
+            (Some(file), _) => format!("tls-client-cert-file \"{file}\""),
+            (None, Some(nss)) => format!("the client certificate of NSS database \"{}\"", nss.spec),
+            (None, None) => String::new(),
         };
         let identity = match (
             conf.client_cert_file.as_deref(),
@@ -377,6 +428,7 @@ impl ClientContext {
             provider: provider.clone(),
             anchors: Arc::new(anchors),
             identity,
+            identity_source,
             per_host: Mutex::new(HashMap::new()),
             trust_source,
             conf_path,
@@ -453,6 +505,7 @@ impl ClientContext {
                     let mut config = (*self.base).clone();
                     config.client_auth_cert_resolver = Arc::new(Identity {
                         key: self.identity.clone(),
+                        source: self.identity_source.clone(),
                     });
                     config.dangerous().set_certificate_verifier(Arc::new(
                         verify::PcpServerVerifier::new(
@@ -553,13 +606,8 @@ fn with_user_cas(mut anchors: certs::Anchors, source: String) -> (certs::Anchors
     };
     let mut added = 0;
     for entry in entries.iter().filter(|e| e.ca) {
-        match anchors.roots.add(entry.der.clone()) {
-            Ok(()) => {
-                anchors
-                    .fingerprints
-                    .push(crate::trust::certinfo::sha256(&entry.der));
-                added += 1;
-            }
+        match anchors.add(entry.der.clone()) {
+            Ok(()) => added += 1,
             Err(e) => log::warning!(
                 "trust store \"{}\": CA \"{}\" is not usable ({e}); ignored",
                 store.file().display(),
@@ -586,13 +634,8 @@ fn with_nss_trust(
 ) -> (certs::Anchors, String) {
     let mut cas = 0;
     for ca in &nss.cas {
-        match anchors.roots.add(ca.clone()) {
-            Ok(()) => {
-                anchors
-                    .fingerprints
-                    .push(crate::trust::certinfo::sha256(ca));
-                cas += 1;
-            }
+        match anchors.add(ca.clone()) {
+            Ok(()) => cas += 1,
             Err(e) => log::warning!(
                 "NSS database \"{}\": a trusted CA is not usable ({e}); ignored",
                 nss.spec
@@ -881,7 +924,7 @@ fn identity_source(conf: &TlsConf) -> String {
                 .as_deref()
                 .unwrap_or(config::DEFAULT_NICKNAME)
         ),
-        (None, Some(file)) => format!("certificate \"{file}\""),
+        (None, Some(file)) => format!("certificate \"{file}\" (tls-cert-file)"),
         (None, None) => "no certificate".into(),
     }
 }

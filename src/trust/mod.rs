@@ -6,5 +6,7 @@
 pub(crate) mod certinfo;
 pub(crate) mod exposure;
 pub(crate) mod prompt;
+pub(crate) mod signature;
 pub(crate) mod store;
 pub(crate) mod verify;
+pub(crate) mod version1;

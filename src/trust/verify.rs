@@ -28,7 +28,10 @@ use crate::log;
 use crate::tls::certs::Anchors;
 use crate::trust::certinfo::{self, CertInfo};
 use crate::trust::prompt;
+use crate::trust::signature;
+pub use crate::trust::signature::signed_by;
 use crate::trust::store::{TrustStore, Verdict};
+use crate::trust::version1;
 
 /// What happened during one client handshake: recorded by the verifier and
 /// the client-certificate resolver, read by the handshake code.
@@ -240,44 +243,83 @@ impl PcpServerVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Assessment {
+        if version1::is_version1(end_entity) {
+            return self.assess_version1(end_entity, intermediates, server_name, now);
+        }
+        // Only CA certificates can link a chain. A certificate without
+        // basicConstraints sent along (guide 000's "Local CA certificate",
+        // which an NSS pmcd sends with its own) is left out here, so that an
+        // untrusted one is what it is, an unknown issuer, rather than a
+        // chain refused outright; trusted as an anchor it still works.
+        let cas: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .filter(|c| may_issue(c))
+            .cloned()
+            .collect();
         match self
             .webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            .verify_server_cert(end_entity, &cas, server_name, ocsp, now)
         {
             Ok(_) => Assessment::Trusted(Why::ChainsToCa),
             Err(e) if is_name_mismatch(&e) => Assessment::NameMismatch(e),
             Err(e) if is_untrusted_issuer(&e) => {
-                self.assess_untrusted_issuer(end_entity, intermediates, server_name, ocsp, now)
+                match self.check_certificate_itself(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp,
+                    now,
+                ) {
+                    Ok(name_error) => self.assess_untrusted_issuer(end_entity, name_error),
+                    Err(e) => Assessment::Refused(e),
+                }
             }
             Err(e) => Assessment::Refused(e),
         }
     }
 
-    /// The certificate chains to nothing we trust.
-    fn assess_untrusted_issuer(
+    /// An X.509 version 1 certificate (see [`version1`]): trusted when a
+    /// trusted CA signed it, with the host name in its subject CN; else
+    /// judged like any certificate from an unknown issuer.
+    fn assess_version1(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        ocsp: &[u8],
         now: UnixTime,
     ) -> Assessment {
-        let name_error = match self.check_certificate_itself(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp,
-            now,
-        ) {
-            Ok(name_error) => name_error,
-            Err(e) => return Assessment::Refused(e),
-        };
+        let name = version1::name_check(end_entity, server_name);
+        match version1::issued_by_trusted(end_entity, &self.anchors.cas, &self.anchors.crls, now) {
+            Ok(_) => match name {
+                Ok(()) => Assessment::Trusted(Why::ChainsToCa),
+                Err(e) => Assessment::NameMismatch(e),
+            },
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+                match version1::check_untrusted(end_entity, intermediates, now) {
+                    Ok(()) => self.assess_untrusted_issuer(end_entity, name.err()),
+                    Err(e) => Assessment::Refused(e),
+                }
+            }
+            Err(e) => Assessment::Refused(e),
+        }
+    }
+
+    /// The certificate chains to nothing we trust and nothing that no
+    /// answer may override is wrong with it (`name_error`: the host name
+    /// it does not list, if so): listed as trusted, saved, changed, or to
+    /// be asked about.
+    fn assess_untrusted_issuer(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        name_error: Option<rustls::Error>,
+    ) -> Assessment {
         if self
             .anchors
             .fingerprints
             .contains(&certinfo::sha256(end_entity))
         {
-            // The server's own self-signed certificate is listed as trusted.
+            // The server's own certificate is listed as trusted (a
+            // self-signed one among the CAs, an NSS "P" entry).
             return match name_error {
                 Some(e) => Assessment::NameMismatch(e),
                 None => Assessment::Trusted(Why::ListedAsCa),
@@ -452,6 +494,11 @@ fn check_dates(cert: &CertificateDer<'_>, now: UnixTime) -> Result<(), rustls::E
             CertificateError::BadEncoding,
         ));
     };
+    within_dates(&x509, now)
+}
+
+/// Refuses a parsed certificate outside its validity period.
+pub(crate) fn within_dates(x509: &X509Certificate<'_>, now: UnixTime) -> Result<(), rustls::Error> {
     let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
     if now > x509.validity().not_after.timestamp() {
         return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
@@ -473,52 +520,8 @@ fn check_self_signed(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
             CertificateError::UnknownIssuer,
         ));
     }
-    signature_check(&x509, &x509)
+    signature::certificate_signed_by(&x509, &x509)
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadSignature))
-}
-
-/// Checks that the certificate `cert` (DER) carries a valid signature by
-/// the key of the certificate `issuer` (DER; the same for a self-signed
-/// one), with aws-lc-rs: ECDSA (P-256, P-384), RSA PKCS#1 v1.5 (2048 bits
-/// or more) and Ed25519. The error says what is wrong.
-pub fn signed_by(cert: &[u8], issuer: &[u8]) -> Result<(), String> {
-    let (_, cert) =
-        X509Certificate::from_der(cert).map_err(|e| format!("not a certificate ({e})"))?;
-    let (_, issuer) = X509Certificate::from_der(issuer)
-        .map_err(|e| format!("the issuer is not a certificate ({e})"))?;
-    signature_check(&cert, &issuer)
-}
-
-fn signature_check(cert: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> Result<(), String> {
-    use aws_lc_rs::signature as sig;
-    let spki = issuer.public_key();
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.as_oid().ok())
-        .map(|o| o.to_id_string());
-    let algorithm: &dyn sig::VerificationAlgorithm = match (
-        cert.signature_algorithm.algorithm.to_id_string().as_str(),
-        curve.as_deref(),
-    ) {
-        ("1.2.840.10045.4.3.2", Some("1.2.840.10045.3.1.7")) => &sig::ECDSA_P256_SHA256_ASN1,
-        ("1.2.840.10045.4.3.2", Some("1.3.132.0.34")) => &sig::ECDSA_P384_SHA256_ASN1,
-        ("1.2.840.10045.4.3.3", Some("1.2.840.10045.3.1.7")) => &sig::ECDSA_P256_SHA384_ASN1,
-        ("1.2.840.10045.4.3.3", Some("1.3.132.0.34")) => &sig::ECDSA_P384_SHA384_ASN1,
-        ("1.2.840.113549.1.1.11", _) => &sig::RSA_PKCS1_2048_8192_SHA256,
-        ("1.2.840.113549.1.1.12", _) => &sig::RSA_PKCS1_2048_8192_SHA384,
-        ("1.2.840.113549.1.1.13", _) => &sig::RSA_PKCS1_2048_8192_SHA512,
-        ("1.3.101.112", _) => &sig::ED25519,
-        (other, _) => {
-            return Err(format!(
-                "unsupported signature algorithm {other} (or key type of the issuer)"
-            ))
-        }
-    };
-    sig::UnparsedPublicKey::new(algorithm, &spki.subject_public_key.data)
-        .verify(cert.tbs_certificate.as_ref(), &cert.signature_value.data)
-        .map_err(|_| "the signature does not verify".to_string())
 }
 
 /// Whether the certificate lists the host name (DNS or IP SAN); works
@@ -542,6 +545,16 @@ pub fn out_of_date(cert: &CertificateDer<'_>) -> bool {
             CertificateError::Expired | CertificateError::NotValidYet
         ))
     )
+}
+
+/// Whether `cert` may link a chain: a version 3 certificate marked as a CA
+/// (basicConstraints), or one that cannot be parsed at all (webpki then
+/// says what is wrong with it).
+pub fn may_issue(cert: &CertificateDer<'_>) -> bool {
+    match X509Certificate::from_der(cert) {
+        Ok((_, c)) => c.version() == x509_parser::x509::X509Version::V3 && c.is_ca(),
+        Err(_) => true,
+    }
 }
 
 /// webpki's "a CA certificate was used as the server's own".
@@ -596,6 +609,16 @@ impl ServerCertVerifier for PcpServerVerifier {
                 self.accept_untrusted_issuer(end_entity, name_error)?
             }
         }
+        if version1::is_version1(end_entity) {
+            log::warning!(
+                "{}",
+                version1::warning(
+                    end_entity,
+                    &format!("the server certificate of host {}", self.host),
+                    version1::Role::Server
+                )
+            );
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -605,7 +628,12 @@ impl ServerCertVerifier for PcpServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls12_signature(message, cert, dss)
+        signature::tls12(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -614,7 +642,12 @@ impl ServerCertVerifier for PcpServerVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.webpki.verify_tls13_signature(message, cert, dss)
+        signature::tls13(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

@@ -467,6 +467,7 @@ fn tls(
                 .with_custom_certificate_verifier(recorder)
                 .with_client_cert_resolver(Arc::new(pcp_secure::api::certs::Identity {
                     key: client.identity.clone().ok().flatten(),
+                    source: "the client certificate".into(),
                 }))
         });
     let config = match config {
@@ -561,7 +562,7 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
+        pcp_secure::api::trust::verify_tls12_signature(
             message,
             cert,
             dss,
@@ -575,7 +576,7 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        pcp_secure::api::trust::verify_tls13_signature(
             message,
             cert,
             dss,

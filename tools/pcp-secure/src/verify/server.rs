@@ -362,11 +362,7 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
     let chain = &served.chain;
     let system = || {
         (
-            certs::Anchors {
-                roots: certs::system_roots(),
-                crls: Vec::new(),
-                fingerprints: Vec::new(),
-            },
+            certs::Anchors::of(certs::system_roots()),
             "the system trust store (no tls-ca-cert-file or tls-ca-cert-dir set)".to_string(),
         )
     };
@@ -384,14 +380,12 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
                 ChainAnchors::System => system(),
                 ChainAnchors::Database(cas, _) if cas.is_empty() => system(),
                 ChainAnchors::Database(cas, spec) => {
-                    let mut roots = rustls::RootCertStore::empty();
-                    roots.add_parsable_certificates(cas.iter().cloned());
+                    let mut anchors = certs::Anchors::of(rustls::RootCertStore::empty());
+                    for ca in cas {
+                        let _ = anchors.add(ca.clone());
+                    }
                     (
-                        certs::Anchors {
-                            roots,
-                            crls: Vec::new(),
-                            fingerprints: Vec::new(),
-                        },
+                        anchors,
                         format!("the CA(s) trusted in \"{spec}\" ({})", cas.len()),
                     )
                 }
