@@ -53,9 +53,19 @@ const SASL_PW: &str = "s3cret-era-pw";
 // Helpers
 
 /// Our client: libpcp_secure preloaded, PCP_SECURE_SOCKETS=enforce, this
-/// tls.conf, no terminal (PCP_CONSOLE=none) and a trust store of its own.
+/// tls.conf, no terminal (PCP_CONSOLE=none), a trust store of its own and
+/// a HOME without any NSS database (its tls.conf's directory; tests that
+/// give one set HOME again).
 fn ours(conf: &str) -> Client {
-    Client::new(conf).ours().secure("enforce")
+    let client = Client::new(conf).ours().secure("enforce");
+    let home = client
+        .conf_path()
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    client.env("HOME", &home)
 }
 
 fn assert_no_values(run: &Run) {
