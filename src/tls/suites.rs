@@ -266,19 +266,28 @@ mod tests {
             aws_lc_rs::DEFAULT_CIPHER_SUITES.len()
         );
         assert_eq!(p.kx_groups[0].name(), rustls::NamedGroup::X25519MLKEM768);
-        assert!(summary(&p).starts_with("key exchange X25519MLKEM768:X25519:"));
+        // The FIPS build leaves out X25519, which FIPS does not approve.
+        let want = if FIPS_BUILD {
+            "key exchange X25519MLKEM768:secp256r1:secp384r1, AWS-LC FIPS 140-3 module, FIPS mode"
+        } else {
+            "key exchange X25519MLKEM768:X25519:secp256r1:secp384r1, AWS-LC (not FIPS)"
+        };
+        assert_eq!(summary(&p), want);
     }
 
     #[test]
     fn groups_are_set_by_tls_groups() {
+        // X25519 is not FIPS-approved: the FIPS build orders two others.
+        let (setting, want) = if FIPS_BUILD {
+            ("P-384:P-256", "secp384r1:secp256r1")
+        } else {
+            ("P-384:X25519", "secp384r1:X25519")
+        };
         let conf = TlsConf {
-            groups: Some("P-384:X25519".into()),
+            groups: Some(setting.into()),
             ..TlsConf::default()
         };
-        assert_eq!(
-            groups::names(&provider(&conf).unwrap().kx_groups),
-            "secp384r1:X25519"
-        );
+        assert_eq!(groups::names(&provider(&conf).unwrap().kx_groups), want);
         let conf = TlsConf {
             groups: Some("X448".into()),
             ..TlsConf::default()
@@ -348,14 +357,26 @@ mod tests {
 
     #[test]
     fn tls13_names_select_exactly() {
-        let p = provider(&conf(None, Some("TLS_CHACHA20_POLY1305_SHA256"))).unwrap();
+        // ChaCha20 is not FIPS-approved: the FIPS build selects an AES suite.
+        let (name, want) = if FIPS_BUILD {
+            (
+                "TLS_AES_128_GCM_SHA256",
+                CipherSuite::TLS13_AES_128_GCM_SHA256,
+            )
+        } else {
+            (
+                "TLS_CHACHA20_POLY1305_SHA256",
+                CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+            )
+        };
+        let p = provider(&conf(None, Some(name))).unwrap();
         let v13: Vec<_> = p
             .cipher_suites
             .iter()
             .filter(|s| is_tls13(s))
             .map(|s| s.suite())
             .collect();
-        assert_eq!(v13, vec![CipherSuite::TLS13_CHACHA20_POLY1305_SHA256]);
+        assert_eq!(v13, vec![want]);
     }
 
     #[test]
