@@ -122,7 +122,7 @@ pub(crate) fn select(
         };
         if !approved(&known) {
             return Err(Error::Config(format!(
-                "tls-groups: key-exchange group \"{name}\" is not FIPS-approved, and tls-fips is on (FIPS-approved: {})",
+                "tls-groups: key-exchange group \"{name}\" is not FIPS-approved, and this FIPS build of libpcp_secure uses only approved ones (FIPS-approved: {})",
                 supported(true)
             )));
         }

@@ -108,7 +108,7 @@ pub fn provider(conf: &TlsConf) -> Result<Arc<CryptoProvider>> {
     };
     if fips && !provider.fips() {
         return Err(Error::Config(
-            "tls-fips = true, but the AWS-LC FIPS module is not in FIPS mode (its power-on self tests failed?); TLS is not used".into(),
+            "tls-fips = true, but the AWS-LC FIPS module is not in FIPS mode (its power-on self tests failed?)".into(),
         ));
     }
     Ok(Arc::new(provider))
@@ -120,7 +120,7 @@ fn fips_mode(conf: &TlsConf) -> Result<bool> {
     let requested = conf.fips()?;
     if requested && !FIPS_BUILD {
         return Err(Error::Config(
-            "tls-fips = true, but this libpcp_secure is built without the FIPS 140-3 module (AWS-LC's, the \"fips\" build); install the FIPS build or remove tls-fips; TLS is not used".into(),
+            "tls-fips = true, but this libpcp_secure is built without the FIPS 140-3 module (AWS-LC's, the \"fips\" build); install the FIPS build or remove tls-fips".into(),
         ));
     }
     Ok(FIPS_BUILD)
@@ -132,7 +132,7 @@ fn fips_mode(conf: &TlsConf) -> Result<bool> {
 pub(crate) fn check_fips(conf: &TlsConf, is_fips: bool, what: &str) -> Result<()> {
     if conf.fips()? && !is_fips {
         return Err(Error::Config(format!(
-            "tls-fips = true, but the {what} TLS configuration is not FIPS-compliant; TLS is not used"
+            "tls-fips = true, but the {what} TLS configuration is not FIPS-compliant"
         )));
     }
     Ok(())
@@ -213,7 +213,7 @@ fn select(
                 .is_some_and(is_tls13);
             let here = available.first().is_some_and(is_tls13);
             if fips && tls13 == here {
-                Error::Config(format!("{key}: cipher \"{word}\" is not FIPS-approved, and tls-fips is on (FIPS-approved: {})", names(available)))
+                Error::Config(format!("{key}: cipher \"{word}\" is not FIPS-approved, and this FIPS build of libpcp_secure uses only approved ones (FIPS-approved: {})", names(available)))
             } else {
                 Error::Config(format!("{key}: cipher \"{word}\" belongs to the other TLS version's setting (supported here: {})", names(available)))
             }
