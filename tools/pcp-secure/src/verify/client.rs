@@ -39,6 +39,12 @@ pub(super) fn client(r: &mut Report, conf: &TlsConf, conf_path: Option<&Path>, c
     }
     if let (Some(cert_file), Some(key_file)) = (&conf.client_cert_file, &conf.client_key_file) {
         if let Ok(chain) = certs::load_chain("tls-client-cert-file", cert_file) {
+            era::client_version1(
+                r,
+                &chain[0],
+                &format!("tls-client-cert-file \"{cert_file}\""),
+                &format!("then point tls-client-cert-file and tls-client-key-file in {conf_name} at them"),
+            );
             validity(
                 r,
                 "client certificate validity",

@@ -19,8 +19,10 @@ use crate::libpath;
 
 mod client;
 mod conf;
+mod era;
 mod metrics;
 mod nss;
+mod pmcd_options;
 mod pmproxy;
 mod preload;
 mod server;
@@ -37,9 +39,11 @@ pub(super) const EXPIRY_WARNING_DAYS: i64 = 30;
 /// Arguments of `pcp-secure verify`.
 #[derive(clap::Args)]
 #[command(after_help = "\
-Checks: tls.conf; the server certificate, key, chain, validity and host names
-(pmcd), from PEM files or from an NSS database (tls-nssdb: the database, its
-password file, the certificate named by tls-cert-nickname and its key); the
+Checks: tls.conf; pmcd.options (PCP 5's -C, -M, -P, which pmcd 6 refuses);
+the server certificate, key, chain, validity and host names (pmcd), from PEM
+files or from an NSS database (tls-nssdb: the database, its password file, the
+certificate named by tls-cert-nickname and its key); what the NSS-era guides
+made (X.509 version 1 certificates, CAs without basicConstraints); the
 client settings, a client NSS database, your trust store and its permissions;
 where libpcp_secure is and whether pmcd and clients started from here load it;
 pmproxy: whether its HTTPS is on (tls.conf's certificate, unless pmproxy.conf
@@ -75,6 +79,12 @@ pub(crate) struct Args {
     /// /usr/libexec/pcp/bin/pmproxy below --root.
     #[arg(long = "pmproxy", value_name = "FILE")]
     pmproxy_binary: Option<PathBuf>,
+    /// pmcd's options file, checked for PCP 5's NSS options (-C, -M, -P),
+    /// which pmcd 6 refuses. Default: $PCP_PMCDOPTIONS_PATH, else the
+    /// PCP_PMCDOPTIONS_PATH of pcp.conf, else /etc/pcp/pmcd/pmcd.options
+    /// (below --root).
+    #[arg(long, value_name = "FILE")]
+    pmcd_options: Option<PathBuf>,
     /// The pmcd whose live TLS metrics (mmv.pcp_secure.pmcd) are shown, as
     /// pminfo's -h takes it.
     #[arg(long, value_name = "HOST", default_value = "local:")]
@@ -217,6 +227,8 @@ pub(super) struct Context {
     root: PathBuf,
     /// pmproxy's executable and configuration file, when named.
     pmproxy: pmproxy::Paths,
+    /// pmcd's options file, when named (--pmcd-options).
+    pmcd_options: Option<PathBuf>,
     /// The pmcd whose live TLS metrics are shown (pminfo's -h).
     metrics_host: String,
 }
@@ -227,6 +239,7 @@ type Section = (&'static str, fn(&mut Report, &Context));
 /// The report's sections, in order (`tls.conf` itself is checked first,
 /// while reading it).
 const SECTIONS: &[Section] = &[
+    ("pmcd options", pmcd_options::pmcd_options),
     ("collector (pmcd)", |r, c| {
         server(
             r,
@@ -278,6 +291,7 @@ pub(super) fn main(args: Args) -> ExitCode {
             binary: args.pmproxy_binary.clone(),
             conf: args.pmproxy_conf.clone(),
         },
+        pmcd_options: args.pmcd_options.clone(),
         metrics_host: args.metrics_host.clone(),
     };
     for (_section, checks) in SECTIONS {

@@ -14,7 +14,11 @@ use pcp_secure::api::nssdb::{self as nssdb, password, Cert, Database, Purpose, U
 use pcp_secure::api::settings::{TlsConf, DEFAULT_NICKNAME};
 use pcp_secure::api::trust::CertInfo;
 
-use super::{server_setup, validity, validity_period, CertSource, ChainAnchors, Report, Served};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::{
+    era, server_setup, validity, validity_period, CertSource, ChainAnchors, Report, Served,
+};
 pub(crate) use crate::user::{as_user, ServiceUser};
 
 /// The tls.conf key of the password file (as the library names it).
@@ -268,7 +272,37 @@ pub(super) fn server(
         ),
         None => (ChainAnchors::Unknown, None),
     };
+    // The CAs of the database: those it trusts (for servers or clients),
+    // and the served certificate's issuer, which an NSS pmcd sends with it.
+    let trusted: Vec<_> = match &unlocked {
+        Some(u) => {
+            let mut cas = u.trusted(Purpose::Server).0;
+            cas.extend(u.trusted(Purpose::Client).0);
+            cas
+        }
+        None => Vec::new(),
+    };
+    let mut ca_uses = Vec::new();
+    for c in db.certificates() {
+        if c.der == cert.der || !era::lacks_basic_constraints(&c.der) {
+            continue;
+        }
+        let is_trusted = trusted.contains(&c.der) && era::ca_lacking_basic_constraints(&c.der);
+        let is_issuer = issued(&cert.der, &c.der);
+        let place = match (is_trusted, is_issuer) {
+            (true, true) => format!("\"{}\", trusted as a CA in \"{spec}\" and the issuer of \"{nickname}\" (an NSS pmcd sends it along)", c.nickname),
+            (true, false) => format!("\"{}\", trusted as a CA in \"{spec}\"", c.nickname),
+            (false, true) => format!("\"{}\" in \"{spec}\", the issuer of \"{nickname}\" (an NSS pmcd sends it along)", c.nickname),
+            (false, false) => continue,
+        };
+        ca_uses.push(era::CaUse {
+            cert: c.der.clone(),
+            place,
+            database: Some(spec.to_string()),
+        });
+    }
     Some(Served {
+        ca_uses,
         chain,
         source: CertSource::Nss {
             spec: spec.to_string(),
@@ -277,6 +311,17 @@ pub(super) fn server(
         anchors,
         db_client_cas,
     })
+}
+
+/// Whether `issuer`'s subject is `cert`'s issuer (by name).
+fn issued(cert: &[u8], issuer: &[u8]) -> bool {
+    match (
+        X509Certificate::from_der(cert),
+        X509Certificate::from_der(issuer),
+    ) {
+        (Ok((_, c)), Ok((_, i))) => c.issuer().as_raw() == i.subject().as_raw(),
+        _ => false,
+    }
 }
 
 /// True when the database's files exist but this user may not read them.
@@ -473,6 +518,12 @@ pub(super) fn client(r: &mut Report, conf: &TlsConf, conf_name: &str) {
                     "\"{}\": {}, issued by {} (presented when pmcd asks for one)",
                     id.nickname, info.subject, info.issuer
                 ),
+            );
+            era::client_version1(
+                r,
+                &id.chain[0],
+                &format!("\"{}\" in \"{spec}\"", id.nickname),
+                &format!("then name them with tls-client-cert-file and tls-client-key-file in {conf_name}, or import them into the database (openssl pkcs12 -export -in DIR/NAME.crt -inkey DIR/NAME.key -name NICKNAME -out FILE.p12, then pk12util -i FILE.p12 -d {spec}) and set tls-client-cert-nickname = NICKNAME"),
             );
             validity(r, "client certificate validity", &id.chain[0], &renew);
         }

@@ -9,7 +9,9 @@ use pcp_secure::api::certs;
 use pcp_secure::api::certs::ServerContext;
 use pcp_secure::api::settings::TlsConf;
 use pcp_secure::api::trust::CertInfo;
-use pcp_secure::api::trust::{is_name_mismatch, is_untrusted_issuer};
+use pcp_secure::api::trust::{
+    is_name_mismatch, is_untrusted_issuer, is_version1, may_issue, version1_issuer,
+};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::CertificateError;
@@ -33,12 +35,15 @@ pub(super) struct Served {
     /// How many CAs the server's NSS database trusts to issue client
     /// certificates (`None` for PEM files).
     pub(super) db_client_cas: Option<usize>,
+    /// The certificates used as CAs beside it (sent in its chain, trusted
+    /// in its database), for the basicConstraints check.
+    pub(super) ca_uses: Vec<era::CaUse>,
 }
 
 /// The origin of the server certificate, for the fixes.
 pub(super) enum CertSource {
-    /// tls-cert-file and tls-key-file.
-    Pem,
+    /// tls-cert-file (this file) and tls-key-file.
+    Pem { file: String },
     /// tls-nssdb and tls-cert-nickname.
     Nss { spec: String, nickname: String },
 }
@@ -47,7 +52,7 @@ impl CertSource {
     /// What to do about a certificate outside its validity period.
     fn renew(&self, conf_name: &str) -> String {
         match self {
-            CertSource::Pem => format!(
+            CertSource::Pem { .. } => format!(
                 "issue a new certificate (`pcp-secure cert`) and point tls-cert-file in {conf_name} at it"
             ),
             CertSource::Nss { spec, nickname } => format!(
@@ -59,7 +64,7 @@ impl CertSource {
     /// What to do when the certificate does not chain to the trusted CAs.
     fn chain_fix(&self) -> String {
         match self {
-            CertSource::Pem => "put the issuing CA into tls-ca-cert-file (and the clients' tls.conf), and intermediates after the certificate in tls-cert-file".into(),
+            CertSource::Pem { .. } => "put the issuing CA into tls-ca-cert-file (and the clients' tls.conf), and intermediates after the certificate in tls-cert-file".into(),
             CertSource::Nss { spec, .. } => format!(
                 "import the issuing CA and any intermediates into \"{spec}\" (certutil -A -d {spec} -t \"CT,,\" -n NAME -i CA.pem) and give your clients that CA"
             ),
@@ -87,6 +92,19 @@ pub(super) fn server(
     explicit: bool,
     user: &nss::ServiceUser,
 ) {
+    let served = served_checks(r, conf, conf_name, hosts, explicit, user);
+    ca_certificates(r, conf, served.as_ref());
+}
+
+/// The checks of the served certificate; it, when there is one to check.
+fn served_checks(
+    r: &mut Report,
+    conf: &TlsConf,
+    conf_name: &str,
+    hosts: &[String],
+    explicit: bool,
+    user: &nss::ServiceUser,
+) -> Option<Served> {
     let served = match (&conf.cert_file, &conf.nssdb) {
         (Some(file), Some(spec)) => {
             r.fail(
@@ -94,7 +112,7 @@ pub(super) fn server(
                 format!("tls-cert-file \"{file}\" and tls-nssdb \"{spec}\" are both set in {conf_name}: pmcd refuses both and serves plain connections only"),
                 format!("keep one in {conf_name}: remove tls-cert-file and tls-key-file to use the NSS database, or tls-nssdb to use the PEM files"),
             );
-            return;
+            return None;
         }
         (None, Some(spec)) => nss::server(r, conf, conf_name, spec, user),
         (Some(file), None) => pem_server(r, conf, conf_name, file, user),
@@ -106,12 +124,20 @@ pub(super) fn server(
                     "set tls-cert-file and tls-key-file in {conf_name} (`pcp-secure cert server HOST` makes them), or tls-nssdb"
                 ),
             );
-            return;
+            return None;
         }
+    }?;
+    let (what, then) = match &served.source {
+        CertSource::Pem { file } => (
+            format!("tls-cert-file \"{file}\""),
+            format!("then point tls-cert-file and tls-key-file in {conf_name} at them"),
+        ),
+        CertSource::Nss { spec, nickname } => (
+            format!("\"{nickname}\" in \"{spec}\""),
+            format!("then name them with tls-cert-file and tls-key-file instead of tls-nssdb in {conf_name}, or import them into the database under a new nickname (openssl pkcs12 -export -in DIR/server.crt -inkey DIR/server.key -name NICKNAME -out FILE.p12, then pk12util -i FILE.p12 -d {spec}) and set tls-cert-nickname = NICKNAME"),
+        ),
     };
-    let Some(served) = served else {
-        return;
-    };
+    era::server_version1(r, &served.chain[0], &what, &then);
     server_chain(r, conf, &served);
     validity(
         r,
@@ -128,7 +154,7 @@ pub(super) fn server(
         && served.db_client_cas.unwrap_or(0) == 0
     {
         let (detail, fix) = match &served.source {
-            CertSource::Pem => (
+            CertSource::Pem { .. } => (
                 "tls-verify-clients is set but neither tls-ca-cert-file nor tls-ca-cert-dir: client certificates are checked against the system trust store".to_string(),
                 format!("set tls-ca-cert-file in {conf_name} to the CA that issues your client certificates"),
             ),
@@ -139,6 +165,33 @@ pub(super) fn server(
         };
         r.warn("client certificates", detail, fix);
     }
+    Some(served)
+}
+
+/// The CA certificates the collector's setup uses (sent in the served
+/// chain, trusted in its NSS database, in tls-ca-cert-file, which the
+/// clients of this tls.conf use too): a warning for each without
+/// basicConstraints.
+fn ca_certificates(r: &mut Report, conf: &TlsConf, served: Option<&Served>) {
+    let mut uses: Vec<era::CaUse> = Vec::new();
+    if let Some(served) = served {
+        uses.extend(served.ca_uses.iter().cloned());
+    }
+    if let Some(file) = conf.ca_cert_file.as_deref() {
+        if let Ok(cas) = certs::load_chain("tls-ca-cert-file", file) {
+            let leaf = served.map(|s| &s.chain[0]);
+            uses.extend(
+                cas.into_iter()
+                    .filter(|c| Some(c) != leaf && era::ca_lacking_basic_constraints(c))
+                    .map(|cert| era::CaUse {
+                        cert,
+                        place: format!("in tls-ca-cert-file \"{file}\""),
+                        database: None,
+                    }),
+            );
+        }
+    }
+    era::basic_constraints(r, uses);
 }
 
 /// The PEM half of the server checks: tls-cert-file, tls-key-file and the
@@ -222,8 +275,19 @@ pub(super) fn pem_server(
         );
     }
     Some(Served {
+        ca_uses: chain[1..]
+            .iter()
+            .filter(|c| era::lacks_basic_constraints(c))
+            .map(|c| era::CaUse {
+                cert: c.clone(),
+                place: format!("sent after the server certificate in tls-cert-file \"{cert_file}\" (as an NSS pmcd sends the CA with its own)"),
+                database: None,
+            })
+            .collect(),
         chain,
-        source: CertSource::Pem,
+        source: CertSource::Pem {
+            file: cert_file.to_string(),
+        },
         anchors: ChainAnchors::System,
         db_client_cas: None,
     })
@@ -412,22 +476,40 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
         );
         return;
     }
-    let provider = pcp_secure::api::certs::provider(conf)
-        .unwrap_or_else(|_| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
-    let verifier =
-        match pcp_secure::api::trust::webpki(anchors.roots.clone(), &anchors.crls, &provider) {
-            Ok(v) => v,
-            Err(e) => {
-                r.warn(
-                    NAME,
-                    format!("cannot be checked: no CA in {source} ({e})"),
-                    "set tls-ca-cert-file to the CA that issued the server certificate",
-                );
-                return;
-            }
-        };
-    let name = ServerName::try_from("localhost").expect("valid name");
-    let verdict = |at: UnixTime| verifier.verify_server_cert(leaf, &chain[1..], &name, &[], at);
+    // What a client trusting the same CAs concludes, as the library's
+    // verifier does: the chain through the certificates sent that may
+    // issue (a certificate without basicConstraints never links it), or
+    // for an X.509 version 1 certificate a CA there that signed it.
+    let version1 = is_version1(leaf);
+    let verdict: Box<dyn Fn(UnixTime) -> Result<(), rustls::Error>> = if version1 {
+        Box::new(|at| version1_issuer(leaf, &anchors, at).map(drop))
+    } else {
+        let provider = pcp_secure::api::certs::provider(conf)
+            .unwrap_or_else(|_| std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        let verifier =
+            match pcp_secure::api::trust::webpki(anchors.roots.clone(), &anchors.crls, &provider) {
+                Ok(v) => v,
+                Err(e) => {
+                    r.warn(
+                        NAME,
+                        format!("cannot be checked: no CA in {source} ({e})"),
+                        "set tls-ca-cert-file to the CA that issued the server certificate",
+                    );
+                    return;
+                }
+            };
+        let cas: Vec<CertificateDer<'static>> = chain[1..]
+            .iter()
+            .filter(|c| may_issue(c))
+            .cloned()
+            .collect();
+        let name = ServerName::try_from("localhost").expect("valid name");
+        Box::new(move |at| {
+            verifier
+                .verify_server_cert(leaf, &cas, &name, &[], at)
+                .map(drop)
+        })
+    };
     let mut result = verdict(UnixTime::now());
     let mut dated = "";
     if matches!(&result, Err(e) if is_date_error(e)) {
@@ -440,8 +522,18 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
             }
         }
     }
+    let info = CertInfo::of(leaf);
+    let directly = if version1 {
+        ": as an X.509 version 1 certificate it must be signed directly by a trusted CA (intermediate CAs are not followed)"
+    } else {
+        ""
+    };
     match result {
-        Ok(_) => r.ok(NAME, format!("chains to {source}{dated}")),
+        Ok(()) if version1 => r.ok(
+            NAME,
+            format!("signed directly by {}, a CA of {source}{dated}", info.issuer),
+        ),
+        Ok(()) => r.ok(NAME, format!("chains to {source}{dated}")),
         Err(e) if is_name_mismatch(&e) => r.ok(NAME, format!("chains to {source}{dated}")),
         Err(e) if is_date_error(&e) => r.fail(
             NAME,
@@ -452,7 +544,6 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
             "renew the CA certificate (and the certificates it issued)",
         ),
         Err(e) if is_untrusted_issuer(&e) => {
-            let info = CertInfo::of(leaf);
             if info.subject == info.issuer {
                 r.warn(
                     NAME,
@@ -462,11 +553,16 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
             } else {
                 r.warn(
                     NAME,
-                    format!("does not chain to {source} (issuer {}): clients that trust only that will refuse it", info.issuer),
+                    format!("does not chain to {source} (issuer {}){directly}: clients that trust only that will refuse it", info.issuer),
                     served.source.chain_fix(),
                 );
             }
         }
+        Err(e) if version1 && matches!(cert_error(&e), Some(CertificateError::BadSignature)) => r.fail(
+            NAME,
+            format!("rejected against {source}: a CA there is named {} but did not sign it (its signature does not verify with that CA's key, or uses SHA-1 or MD5)", info.issuer),
+            "put the CA that signed it into tls-ca-cert-file, or issue a new server certificate (`pcp-secure cert server HOST`)",
+        ),
         Err(e) => r.fail(
             NAME,
             format!("rejected against {source}: {}", cert_error_text(&e)),
@@ -504,7 +600,47 @@ pub(crate) fn cert_error_text(e: &rustls::Error) -> String {
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             "it does not list the host name".into()
         }
-        _ => pcp_secure::api::connection::certificate_problem(c).unwrap_or_else(|| e.to_string()),
+        CertificateError::Other(other) => chain_problem(&other.to_string()),
+        _ => pcp_secure::api::connection::certificate_problem(c)
+            .unwrap_or_else(|| chain_problem(&format!("{c:?}"))),
+    }
+}
+
+/// A refusal of the chain check (webpki's, carried by rustls under the
+/// name of its variant) in words; any other text (the library's own
+/// refusals are sentences) as it is.
+fn chain_problem(name: &str) -> String {
+    let variant = name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    let rest = &name[variant.len()..];
+    let is_variant = variant.starts_with(|c: char| c.is_ascii_uppercase())
+        && (rest.is_empty() || rest.starts_with('(') || rest.starts_with(" {"));
+    if !is_variant {
+        return name.to_string();
+    }
+    match variant {
+        "EndEntityUsedAsCa" => "a certificate that is not marked as a CA (no basicConstraints extension) would have to issue it".into(),
+        "CaUsedAsEndEntity" => "it is a CA certificate (basicConstraints CA:TRUE), not one for a server".into(),
+        "UnsupportedCertVersion" => "a certificate of the chain is an X.509 version 1 certificate, which can only be a trusted CA or the end entity".into(),
+        "PathLenConstraintViolated" => "the chain is longer than a CA's path length constraint allows".into(),
+        "NameConstraintViolation" => "a CA's name constraints exclude it".into(),
+        "MaximumPathDepthExceeded" | "MaximumPathBuildCallsExceeded" | "MaximumSignatureChecksExceeded" => "the chain is too long".into(),
+        "RequiredEkuNotFound" | "RequiredEkuNotFoundContext" => "it is not issued for TLS servers (extended key usage)".into(),
+        v if v.starts_with("UnsupportedSignatureAlgorithm") => "it is signed with an algorithm that is not accepted (SHA-1 or MD5, or an unusual key)".into(),
+        v if v.starts_with("UnsupportedCrl") || v.starts_with("UnknownRevocationStatus") => "its revocation status cannot be checked with the CRLs given".into(),
+        v => {
+            // Any other: the variant's name as words ("BadDer" -> "bad der").
+            let mut words = String::new();
+            for (i, ch) in v.char_indices() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    words.push(' ');
+                }
+                words.push(ch.to_ascii_lowercase());
+            }
+            format!("the chain check refused it ({words})")
+        }
     }
 }
 
@@ -576,16 +712,12 @@ pub(super) fn validity(r: &mut Report, name: &str, cert: &CertificateDer<'_>, re
     }
 }
 
-/// Whether the certificate lists `host`.
+/// Whether the certificate lists `host`, as the library's clients check it
+/// (the subject CN of an X.509 version 1 certificate).
 pub(super) fn host_name(r: &mut Report, cert: &CertificateDer<'_>, host: &str, explicit: bool) {
     let name = format!("server name \"{host}\"");
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let info = CertInfo::of(cert);
-    let listed = if info.names.is_empty() {
-        "no names".to_string()
-    } else {
-        info.names.join(", ")
-    };
     let Ok(server_name) = ServerName::try_from(bare.to_string()) else {
         r.fail(
             &name,
@@ -594,14 +726,35 @@ pub(super) fn host_name(r: &mut Report, cert: &CertificateDer<'_>, host: &str, e
         );
         return;
     };
-    if pcp_secure::api::trust::name_check(cert, &server_name).is_ok() {
-        r.ok(&name, format!("listed in the certificate ({listed})"));
-        return;
-    }
-    let detail = format!("not listed in the certificate, which lists {listed}: clients connecting to \"{host}\" will refuse it");
+    let listed_ok = pcp_secure::api::trust::server_name_check(cert, &server_name).is_ok();
     let fix = format!(
         "issue a certificate whose subjectAltName includes {host} (`pcp-secure cert server {host} ...`)"
     );
+    let detail = if is_version1(cert) {
+        let cn = match era::common_name(cert) {
+            Some(cn) => format!("its subject CN \"{cn}\""),
+            None => "its subject CN (it has none)".to_string(),
+        };
+        if listed_ok {
+            r.ok(
+                &name,
+                format!("{cn}, the host name of an X.509 version 1 certificate (it has no subjectAltName)"),
+            );
+            return;
+        }
+        format!("not {cn}, the only host name an X.509 version 1 certificate has (no subjectAltName): clients connecting to \"{host}\" will refuse it")
+    } else {
+        let listed = if info.names.is_empty() {
+            "no names".to_string()
+        } else {
+            info.names.join(", ")
+        };
+        if listed_ok {
+            r.ok(&name, format!("listed in the certificate ({listed})"));
+            return;
+        }
+        format!("not listed in the certificate, which lists {listed}: clients connecting to \"{host}\" will refuse it")
+    };
     if explicit {
         r.fail(&name, detail, fix);
     } else {
@@ -610,5 +763,27 @@ pub(super) fn host_name(r: &mut Report, cert: &CertificateDer<'_>, host: &str, e
             detail,
             format!("{fix}, or have clients use a name it lists (name the real ones with --host)"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_problem;
+
+    #[test]
+    fn chain_refusals_are_words() {
+        assert!(chain_problem("EndEntityUsedAsCa").contains("no basicConstraints"));
+        assert!(chain_problem("UnsupportedCertVersion").contains("version 1"));
+        assert_eq!(
+            chain_problem("RequiredEkuNotFoundContext { required: .. }"),
+            "it is not issued for TLS servers (extended key usage)"
+        );
+        assert_eq!(
+            chain_problem("BadDerTime"),
+            "the chain check refused it (bad der time)"
+        );
+        // The library's own refusals are sentences already.
+        let own = "The certificate saved for host x has changed";
+        assert_eq!(chain_problem(own), own);
     }
 }
