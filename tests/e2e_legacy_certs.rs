@@ -162,9 +162,7 @@ fn version1_server_certificate_from_a_trusted_ca_is_served_and_accepted() {
 }
 
 // Host names of version 1 certificates are their subject CN: CN=pmserver
-// is not localhost (refused, or accepted with PCP_ALLOW_BAD_CERT_DOMAIN);
-// a certificate signed by another CA, expired or not, is not trusted
-// because a CA with the same name exists.
+// is not localhost (refused, or accepted with PCP_ALLOW_BAD_CERT_DOMAIN).
 #[test]
 fn version1_server_certificate_name_is_its_cn() {
     let pki = version1_pki("pmserver");
@@ -194,6 +192,33 @@ fn version1_server_certificate_from_an_untrusted_ca_is_asked_about_and_saved() {
     let allowed =
         client(&ca_conf(&pki, "rootCA"), store.path()).env("PCP_ALLOW_SERVER_SELF_CERT", "1");
     assert_values_over_tls(&pmcd, &allowed);
+    assert_saved_then_silent(&pmcd, &allowed, &trusting_root);
+}
+
+// The same version 1 certificates served by stock pmcd (this release's
+// libpcp and OpenSSL, no library): our client accepts the one a trusted CA
+// issued (one warning) and asks about, then remembers, the other.
+#[test]
+fn version1_server_certificates_from_stock_pmcd_are_accepted_or_pinned() {
+    let pki = version1_pki("localhost");
+    let store = tempfile::tempdir().unwrap();
+    let stock = |name: &str| {
+        let conf = pem_conf(
+            &pki.path(&format!("{name}.crt")),
+            &pki.path(&format!("{name}.key")),
+            &[],
+        );
+        Pmcd::builder().preload_ours(false).tls_conf(&conf).start()
+    };
+    let pmcd = stock("pmserver");
+    let trusting_root = client(&ca_conf(&pki, "rootCA"), store.path());
+    let run = assert_values_over_tls(&pmcd, &trusting_root);
+    assert_eq!(version1_warnings(&run).len(), 1, "{}", run.describe());
+    let pmcd = stock("rogue");
+    let run = trusting_root.fetch(&pmcd.host_named("localhost"), &[LOAD]);
+    assert_refused(&run, UNTRUSTED);
+    let allowed =
+        client(&ca_conf(&pki, "rootCA"), store.path()).env("PCP_ALLOW_SERVER_SELF_CERT", "1");
     assert_saved_then_silent(&pmcd, &allowed, &trusting_root);
 }
 
