@@ -59,9 +59,20 @@ fn trust_flags_of_the_guide_database() {
     assert_eq!(unlocked.trust(ca, Purpose::Server), Level::Delegator);
     assert_eq!(unlocked.trust(ca, Purpose::Client), Level::Delegator);
     assert_eq!(unlocked.trust(collector, Purpose::Server), Level::Peer);
+    // The collector's certificate has its key here: it is this side's own,
+    // so it is not counted among the peers (servers) the database trusts.
     let (cas, peers) = unlocked.trusted(Purpose::Server);
-    assert_eq!((cas.len(), peers.len()), (1, 1));
+    assert_eq!((cas.len(), peers.len()), (1, 0));
     assert!(db.has_key(collector));
+    // Imported without its key (as a monitor would), it is a trusted peer.
+    let monitor = NssDb::new(None);
+    monitor.import_from(&nss, COLLECTOR_NICK, "P,,");
+    let mdb = Database::open(&monitor.spec()).expect("open monitor db");
+    let (cas, peers) = mdb
+        .unlock_default()
+        .expect("empty password")
+        .trusted(Purpose::Server);
+    assert_eq!((cas.len(), peers.len()), (0, 1));
     // A client database with only the CA imported "CT,,": no key, no peer.
     let client = client_db_trusting(&nss, LOCAL_CA_NICK);
     let cdb = Database::open(&client.spec()).expect("open client db");
