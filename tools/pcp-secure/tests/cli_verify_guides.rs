@@ -666,6 +666,51 @@ fn pmcd_options_with_nss_options_fail_naming_their_tls_conf_lines() {
     }
 }
 
+// Guide 000 tells sites to give pmproxy the database password with -P in
+// $PCP_PMPROXYOPTIONS_PATH too (PCP 5's pmproxy also took -C and -M):
+// pmproxy 6 refuses them, so that file is checked the same way, through
+// its environment variable as well; -h (the Redis host) takes a value there.
+#[test]
+fn pmproxy_options_with_nss_options_fail_naming_their_tls_conf_lines() {
+    let user = User::new(&tls_conf(&[("tls-nssdb", "sql:/etc/pcp/nssdb")]));
+    let options = user.path("pmproxy.options");
+    fs::write(
+        &options,
+        "# pmproxy options
+-h -C
+-t -P /etc/pcp/nssdb.pass
+",
+    )
+    .unwrap();
+    let file = p(&options);
+    let run = user.verify(&["--pmproxy-options", &file]);
+    assert_eq!(code(&run), 1, "{}", run.describe());
+    check(
+        &run,
+        "pmproxy options",
+        "FAIL",
+        &[
+            &format!("\"{file}\" (from --pmproxy-options)"),
+            "pmproxy 6 rejects (\"invalid option -- 'P'\")",
+            "pmproxy will not start",
+            "line 3 \"-P /etc/pcp/nssdb.pass\"",
+            "tls-nssdb-password-file = /etc/pcp/nssdb.pass",
+            &format!("remove -P from \"{file}\" (line 3"),
+        ],
+    );
+    let user = user.env("PCP_PMPROXYOPTIONS_PATH", &file);
+    let run = user.verify(&[]);
+    check(
+        &run,
+        "pmproxy options",
+        "FAIL",
+        &[&format!("\"{file}\" (from PCP_PMPROXYOPTIONS_PATH)")],
+    );
+    fs::write(&options, "-t\n-h redis.example\n").unwrap();
+    let run = user.verify(&[]);
+    check(&run, "pmproxy options", "ok", &["has no PCP 5 NSS options"]);
+}
+
 // Found where pmcd's start script finds it: the PCP_PMCDOPTIONS_PATH line
 // of pcp.conf (below --root), or $PCP_PMCDOPTIONS_PATH.
 #[test]

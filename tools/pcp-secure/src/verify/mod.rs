@@ -19,10 +19,10 @@ use crate::libpath;
 
 mod client;
 mod conf;
+mod daemon_options;
 mod era;
 mod metrics;
 mod nss;
-mod pmcd_options;
 mod pmproxy;
 mod preload;
 mod server;
@@ -85,6 +85,12 @@ pub(crate) struct Args {
     /// (below --root).
     #[arg(long, value_name = "FILE")]
     pmcd_options: Option<PathBuf>,
+    /// pmproxy's options file, checked like pmcd's (PCP 5's pmproxy took
+    /// -C, -M, -P too; pmproxy 6 refuses them). Default:
+    /// $PCP_PMPROXYOPTIONS_PATH, else the PCP_PMPROXYOPTIONS_PATH of
+    /// pcp.conf, else /etc/pcp/pmproxy/pmproxy.options (below --root).
+    #[arg(long, value_name = "FILE")]
+    pmproxy_options: Option<PathBuf>,
     /// The pmcd whose live TLS metrics (mmv.pcp_secure.pmcd) are shown, as
     /// pminfo's -h takes it.
     #[arg(long, value_name = "HOST", default_value = "local:")]
@@ -229,6 +235,8 @@ pub(super) struct Context {
     pmproxy: pmproxy::Paths,
     /// pmcd's options file, when named (--pmcd-options).
     pmcd_options: Option<PathBuf>,
+    /// pmproxy's options file, when named (--pmproxy-options).
+    pmproxy_options: Option<PathBuf>,
     /// The pmcd whose live TLS metrics are shown (pminfo's -h).
     metrics_host: String,
 }
@@ -239,7 +247,7 @@ type Section = (&'static str, fn(&mut Report, &Context));
 /// The report's sections, in order (`tls.conf` itself is checked first,
 /// while reading it).
 const SECTIONS: &[Section] = &[
-    ("pmcd options", pmcd_options::pmcd_options),
+    ("pmcd options", daemon_options::pmcd_options),
     ("collector (pmcd)", |r, c| {
         server(
             r,
@@ -254,7 +262,10 @@ const SECTIONS: &[Section] = &[
         client(r, &c.conf, c.conf_path.as_deref(), &c.conf_name)
     }),
     ("library and preload", |r, c| library(r, &c.root)),
-    ("HTTPS server (pmproxy)", pmproxy::pmproxy),
+    ("HTTPS server (pmproxy)", |r, c| {
+        daemon_options::pmproxy_options(r, c);
+        pmproxy::pmproxy(r, c)
+    }),
     ("live TLS metrics", metrics::metrics),
 ];
 
@@ -292,6 +303,7 @@ pub(super) fn main(args: Args) -> ExitCode {
             conf: args.pmproxy_conf.clone(),
         },
         pmcd_options: args.pmcd_options.clone(),
+        pmproxy_options: args.pmproxy_options.clone(),
         metrics_host: args.metrics_host.clone(),
     };
     for (_section, checks) in SECTIONS {

@@ -1,7 +1,8 @@
-//! pmcd's options file (`$PCP_PMCDOPTIONS_PATH`): PCP 5's NSS options
-//! (`-C`, `-M`, `-P`, as PCP's client certificate guide puts them there),
-//! which pmcd 6 rejects ("invalid option -- 'C'") so that it does not start.
-//! Their settings belong in tls.conf now.
+//! The daemons' options files (`$PCP_PMCDOPTIONS_PATH`,
+//! `$PCP_PMPROXYOPTIONS_PATH`): PCP 5's NSS options (`-C`, `-M`, `-P`, as
+//! PCP's guides put them there), which pmcd 6 and pmproxy 6 reject
+//! ("invalid option -- 'C'") so that they do not start. Their settings
+//! belong in tls.conf now (pmcd and pmproxy read the same one).
 
 use std::fs;
 use std::io;
@@ -11,33 +12,74 @@ use pcp_secure::api::settings::TlsConf;
 
 use super::{is_root, Context, Report};
 
-/// The check's name.
-const NAME: &str = "pmcd options";
+/// One daemon whose options file is checked.
+pub(super) struct Daemon {
+    /// "pmcd" or "pmproxy".
+    name: &'static str,
+    /// The check's name.
+    check: &'static str,
+    /// The command-line option naming the file.
+    flag: &'static str,
+    /// The environment variable and pcp.conf key naming the file.
+    variable: &'static str,
+    /// Where the file is when nothing names it.
+    default_path: &'static str,
+    /// Its short options that take a value (PCP 5 and 6; `C`, `M` and `P`
+    /// only in PCP 5).
+    with_value: &'static str,
+    /// Its long options that take a value (PCP 5 and 6).
+    long_with_value: &'static [&'static str],
+}
 
-/// Where the file is when nothing names it: `$PCP_SYSCONF_DIR/pmcd/pmcd.options`.
-const DEFAULT_PATH: &str = "/etc/pcp/pmcd/pmcd.options";
+/// pmcd (PCP 5.3's options and 6.0's).
+pub(super) const PMCD: Daemon = Daemon {
+    name: "pmcd",
+    check: "pmcd options",
+    flag: "--pmcd-options",
+    variable: "PCP_PMCDOPTIONS_PATH",
+    default_path: "/etc/pcp/pmcd/pmcd.options",
+    with_value: "cCDHiLlMNnPpqsTtUx",
+    long_with_value: &[
+        "certdb",
+        "certname",
+        "passfile",
+        "config",
+        "debug",
+        "hostname",
+        "interface",
+        "log",
+        "namespace",
+        "port",
+        "socket",
+        "trace",
+        "uniqnames",
+        "username",
+    ],
+};
 
-/// The short options of pmcd (PCP 5 and 6) that take a value; `C`, `M`
-/// and `P` only in PCP 5.
-const WITH_VALUE: &str = "cCDHiLlMNnPpqsTtUx";
-
-/// The long options of pmcd (PCP 5 and 6) that take a value.
-const LONG_WITH_VALUE: [&str; 14] = [
-    "certdb",
-    "certname",
-    "passfile",
-    "config",
-    "debug",
-    "hostname",
-    "interface",
-    "log",
-    "namespace",
-    "port",
-    "socket",
-    "trace",
-    "uniqnames",
-    "username",
-];
+/// pmproxy (PCP 5.3's options and 6.0's).
+pub(super) const PMPROXY: Daemon = Daemon {
+    name: "pmproxy",
+    check: "pmproxy options",
+    flag: "--pmproxy-options",
+    variable: "PCP_PMPROXYOPTIONS_PATH",
+    default_path: "/etc/pcp/pmproxy/pmproxy.options",
+    with_value: "cCDhilLMpPrsTUx",
+    long_with_value: &[
+        "certdb",
+        "certname",
+        "passfile",
+        "config",
+        "debug",
+        "interface",
+        "log",
+        "port",
+        "socket",
+        "redisport",
+        "redishost",
+        "username",
+    ],
+};
 
 /// One PCP 5 NSS option found in the file.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,16 +92,17 @@ pub(super) struct Found {
     pub(super) written: String,
     /// Its value, without surrounding quotes.
     pub(super) value: String,
-    /// Whether it follows a `#` on its line (which pmcd still receives).
+    /// Whether it follows a `#` on its line (which the daemon still
+    /// receives).
     pub(super) after_hash: bool,
 }
 
-/// The PCP 5 NSS options in pmcd.options text, read as pmcd's start script
-/// does: only lines that begin with `-` (the others, comments included,
+/// The PCP 5 NSS options in the options text of `daemon`, read as its
+/// start script does: only lines that begin with `-` (the others, comments included,
 /// are dropped), words split at white space (quotes are not interpreted,
 /// a `#` within a line does not end it), options as getopt takes them
 /// (`-C VALUE`, `-CVALUE`, `-QC VALUE`, `--certdb=VALUE`, `--certdb VALUE`).
-pub(super) fn parse(text: &str) -> Vec<Found> {
+pub(super) fn parse(text: &str, daemon: &Daemon) -> Vec<Found> {
     let mut found = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if !line.starts_with('-') {
@@ -92,7 +135,7 @@ pub(super) fn parse(text: &str) -> Vec<Found> {
                     Some((name, value)) => (name, Some(value)),
                     None => (long, None),
                 };
-                if !LONG_WITH_VALUE.contains(&name) {
+                if !daemon.long_with_value.contains(&name) {
                     continue;
                 }
                 let (value, written) = match inline {
@@ -116,7 +159,7 @@ pub(super) fn parse(text: &str) -> Vec<Found> {
                 continue;
             };
             for (at, letter) in letters.char_indices() {
-                if !WITH_VALUE.contains(letter) {
+                if !daemon.with_value.contains(letter) {
                     continue;
                 }
                 let rest = &letters[at + letter.len_utf8()..];
@@ -163,55 +206,67 @@ fn replacement(letter: char, conf: &TlsConf) -> (&'static str, Option<&str>) {
     }
 }
 
-/// Where pmcd's options file is, and how that was decided: `--pmcd-options`,
-/// else `$PCP_PMCDOPTIONS_PATH`, else the `PCP_PMCDOPTIONS_PATH` line of
-/// pcp.conf (`$PCP_CONF`, else /etc/pcp.conf below --root), else
-/// /etc/pcp/pmcd/pmcd.options; paths from pcp.conf and the default are taken
-/// below --root.
-pub(super) fn location(explicit: Option<&Path>, root: &Path) -> (PathBuf, String) {
+/// Where the options file of `daemon` is, and how that was decided: its
+/// command-line option, else its environment variable (e.g.
+/// `$PCP_PMCDOPTIONS_PATH`), else that line of pcp.conf (`$PCP_CONF`, else
+/// /etc/pcp.conf below --root), else its default path; paths from pcp.conf
+/// and the default are taken below --root.
+pub(super) fn location(explicit: Option<&Path>, root: &Path, daemon: &Daemon) -> (PathBuf, String) {
     if let Some(path) = explicit {
-        return (path.to_path_buf(), "--pmcd-options".into());
+        return (path.to_path_buf(), daemon.flag.into());
     }
-    if let Some(path) = std::env::var_os("PCP_PMCDOPTIONS_PATH").filter(|v| !v.is_empty()) {
-        return (PathBuf::from(path), "PCP_PMCDOPTIONS_PATH".into());
+    if let Some(path) = std::env::var_os(daemon.variable).filter(|v| !v.is_empty()) {
+        return (PathBuf::from(path), daemon.variable.into());
     }
     let below = |p: &str| root.join(p.trim_start_matches('/'));
     let pcp_conf = match std::env::var_os("PCP_CONF").filter(|v| !v.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => below("/etc/pcp.conf"),
     };
+    let key = format!("{}=", daemon.variable);
     let line = fs::read(&pcp_conf).ok().and_then(|bytes| {
-        String::from_utf8_lossy(&bytes).lines().rev().find_map(|l| {
-            l.trim()
-                .strip_prefix("PCP_PMCDOPTIONS_PATH=")
-                .map(str::to_string)
-        })
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .rev()
+            .find_map(|l| l.trim().strip_prefix(key.as_str()).map(str::to_string))
     });
     match line.map(|v| v.trim().trim_matches('"').to_string()) {
         Some(v) if !v.is_empty() => (
             below(&v),
-            format!("the PCP_PMCDOPTIONS_PATH line of {}", pcp_conf.display()),
+            format!("the {} line of {}", daemon.variable, pcp_conf.display()),
         ),
-        _ => (below(DEFAULT_PATH), "the default".into()),
+        _ => (below(daemon.default_path), "the default".into()),
     }
 }
 
 /// The "pmcd options" check.
 pub(super) fn pmcd_options(r: &mut Report, c: &Context) {
-    let (path, from) = location(c.pmcd_options.as_deref(), &c.root);
+    options(r, c, &PMCD, c.pmcd_options.as_deref());
+}
+
+/// The "pmproxy options" check.
+pub(super) fn pmproxy_options(r: &mut Report, c: &Context) {
+    options(r, c, &PMPROXY, c.pmproxy_options.as_deref());
+}
+
+/// The options check of `daemon`, whose file `explicit` names.
+fn options(r: &mut Report, c: &Context, daemon: &Daemon, explicit: Option<&Path>) {
+    let name = daemon.check;
+    let d = daemon.name;
+    let (path, from) = location(explicit, &c.root, daemon);
     let shown = format!("\"{}\"", path.display());
     let text = match fs::read(&path) {
         Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             r.ok(
-                NAME,
-                format!("{shown} (from {from}) does not exist: pmcd runs with its default options"),
+                name,
+                format!("{shown} (from {from}) does not exist: {d} runs with its default options"),
             );
             return;
         }
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !is_root() => {
             r.warn(
-                NAME,
+                name,
                 format!("{shown} (from {from}) is not readable by this user ({e})"),
                 "run `pcp-secure verify` as root to check it",
             );
@@ -219,17 +274,17 @@ pub(super) fn pmcd_options(r: &mut Report, c: &Context) {
         }
         Err(e) => {
             r.warn(
-                NAME,
+                name,
                 format!("{shown} (from {from}): cannot read ({e})"),
-                format!("make {shown} readable (pmcd's start script reads it)"),
+                format!("make {shown} readable ({d}'s start script reads it)"),
             );
             return;
         }
     };
-    let found = parse(&text);
+    let found = parse(&text, daemon);
     if found.is_empty() {
         r.ok(
-            NAME,
+            name,
             format!("{shown} (from {from}) has no PCP 5 NSS options (-C, -M, -P)"),
         );
         return;
@@ -242,7 +297,7 @@ pub(super) fn pmcd_options(r: &mut Report, c: &Context) {
                 f.line,
                 f.written,
                 if f.after_hash {
-                    " (after a \"#\", which is no comment there: pmcd's start script passes the whole line)"
+                    " (after a \"#\", which is no comment there: the start script passes the whole line)"
                 } else {
                     ""
                 }
@@ -276,9 +331,9 @@ pub(super) fn pmcd_options(r: &mut Report, c: &Context) {
         .map(|p| format!("\"{}\"", p.display()))
         .unwrap_or_else(|| "tls.conf".into());
     r.fail(
-        NAME,
+        name,
         format!(
-            "{shown} (from {from}) holds PCP 5 NSS options, which pmcd 6 rejects (\"invalid option -- '{}'\") so that pmcd will not start: {}",
+            "{shown} (from {from}) holds PCP 5 NSS options, which {d} 6 rejects (\"invalid option -- '{}'\") so that {d} will not start: {}",
             found[0].letter,
             options.join(", ")
         ),
@@ -297,7 +352,7 @@ mod tests {
     use super::*;
 
     fn letters(text: &str) -> Vec<(usize, char, String, bool)> {
-        parse(text)
+        parse(text, &PMCD)
             .into_iter()
             .map(|f| (f.line, f.letter, f.value, f.after_hash))
             .collect()
@@ -319,8 +374,16 @@ mod tests {
             ]
         );
         // -l takes "-C" as its value; -Q, -A, -f, -t 10 are not NSS options.
-        assert!(parse("-Q\n-A\n-t 10\n-i 127.0.0.1\n").is_empty());
-        let f = &parse("-Csql:/db\n")[0];
+        assert!(parse("-Q\n-A\n-t 10\n-i 127.0.0.1\n", &PMCD).is_empty());
+        let f = &parse("-Csql:/db\n", &PMCD)[0];
         assert_eq!(f.written, "-Csql:/db");
+        // pmproxy: -h takes a value (the Redis host), -t does not.
+        assert_eq!(
+            parse("-h -C\n-t -P /pw\n", &PMPROXY)
+                .into_iter()
+                .map(|f| (f.line, f.letter))
+                .collect::<Vec<_>>(),
+            vec![(2, 'P')]
+        );
     }
 }
