@@ -108,6 +108,25 @@ fn certinfo_survives_any_der() {
 }
 
 #[test]
+fn peer_certificate_survives_any_der() {
+    exercise("peer_certificate", bodies::peer_certificate, 500, 1024);
+}
+
+/// The fuzzer starts on both branches: version 3 seeds and one that the
+/// library reads as version 1.
+#[test]
+fn peer_certificate_seeds_include_version1() {
+    let seeds: Vec<Vec<u8>> = bodies::seeds()
+        .into_iter()
+        .filter(|(t, _)| *t == "peer_certificate")
+        .map(|(_, b)| b)
+        .collect();
+    let v1 = |b: &Vec<u8>| pcp_secure::api::trust::is_version1(b);
+    assert!(seeds.iter().any(v1), "no version 1 seed");
+    assert!(!seeds.iter().all(v1), "no version 3 seed");
+}
+
+#[test]
 fn pem_files_survive_any_bytes() {
     exercise("pem_files", bodies::pem_files, 200, 1024);
 }

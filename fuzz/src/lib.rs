@@ -134,6 +134,38 @@ pub fn certinfo(data: &[u8]) {
     assert_eq!(info.sha256.len(), 32 * 3 - 1);
 }
 
+/// Target `peer_certificate`: any DER as the certificate a peer presents,
+/// through the checks the library makes outside webpki's path building:
+/// whether it is X.509 version 1 and whether it may link a chain, its host
+/// name (the subject CN for version 1, the subjectAltName otherwise), and
+/// the version 1 issuer check against the fuzz CA (dates, signature, CRL).
+/// A version 1 certificate never links a chain.
+pub fn peer_certificate(data: &[u8]) {
+    use pcp_secure::api::trust::{is_version1, may_issue, server_name_check, version1_issuer};
+    use rustls::pki_types::{ServerName, UnixTime};
+    let cert = CertificateDer::from(data);
+    if is_version1(&cert) {
+        assert!(
+            !may_issue(&cert),
+            "a version 1 certificate may link a chain"
+        );
+    }
+    for name in ["localhost", "127.0.0.1"] {
+        let name = ServerName::try_from(name).expect("a valid name");
+        let _ = server_name_check(&cert, &name);
+    }
+    let _ = version1_issuer(&cert, anchors(), UnixTime::now());
+}
+
+fn anchors() -> &'static certs::Anchors {
+    static ANCHORS: OnceLock<certs::Anchors> = OnceLock::new();
+    ANCHORS.get_or_init(|| {
+        certs::load_roots(pki().conf.ca_cert_file.as_deref(), None)
+            .expect("the fuzz CA loads")
+            .expect("the fuzz CA is configured")
+    })
+}
+
 /// Target `server_handshake`: the bytes a client would send, fed to a fresh
 /// server connection of a context built once (CA-signed server certificate,
 /// the CA configured so client certificates are verified). The first byte
@@ -732,6 +764,19 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         format!("{}{}", pki.client_pem, pki.client_key_pem).into_bytes(),
     ));
 
+    out.push(("peer_certificate", client_der.to_vec()));
+    out.push(("peer_certificate", ca_der.to_vec()));
+    // The client certificate with its version field set to 1 (the one byte
+    // of `[0] { INTEGER 2 }` made 0): a version 1 certificate whose
+    // signature no longer verifies, so the fuzzer starts on that branch.
+    let mut v1 = client_der.to_vec();
+    if let Some(at) = v1
+        .windows(5)
+        .position(|w| w == [0xa0, 0x03, 0x02, 0x01, 0x02])
+    {
+        v1[at + 4] = 0;
+        out.push(("peer_certificate", v1));
+    }
     out.push(("certinfo", client_der.to_vec()));
     out.push(("certinfo", ca_der.to_vec()));
     out.push((
