@@ -733,6 +733,16 @@ fn guide001_version1_server_certificate_is_served_with_a_warning() {
     let run = nss_client("", &client_db).fetch(&pmcd.host_named("localhost"), &[LOAD]);
     assert_refused(&run);
     assert!(run.stderr.contains("does not match"), "{}", run.describe());
+    // pmcd's side of the refusal names the database, not tls-cert-file.
+    let refusal = pcp_secure_text_with(&pmcd, "does not accept this server's certificate");
+    assert!(
+        refusal.lines().any(|l| l.contains("does not accept")
+            && l.contains("\"pmserver_cert\" of NSS database")
+            && l.contains("(tls-nssdb)")
+            && !l.contains("tls-cert-file")),
+        "{}",
+        pmcd.log()
+    );
     let allowed = nss_client("", &client_db).env("PCP_ALLOW_BAD_CERT_DOMAIN", "1");
     assert_fetch_over_tls(&pmcd, &allowed, "localhost");
 }

@@ -919,7 +919,7 @@ pub(crate) fn nssdb_placeholder() -> Option<std::ffi::CString> {
 fn identity_source(conf: &TlsConf) -> String {
     match (&conf.nssdb, &conf.cert_file) {
         (Some(db), _) => format!(
-            "certificate \"{}\" of NSS database \"{db}\"",
+            "certificate \"{}\" of NSS database \"{db}\" (tls-nssdb)",
             conf.cert_nickname
                 .as_deref()
                 .unwrap_or(config::DEFAULT_NICKNAME)
