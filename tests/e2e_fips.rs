@@ -35,10 +35,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use support::hello::*;
 use support::nss::PreambleProxy;
 use support::{
-    assert_load_values, lib_path, parse_opening, run_with_limit, tls_conf, Certs, Client, Pmcd,
-    Recorder, Recording, Run, CLIENT_LIMIT,
+    assert_load_values, lib_path, run_with_limit, tls_conf, Certs, Client, Pmcd, Recorder, Run,
+    CLIENT_LIMIT,
 };
 
 /// What the FIPS build's library says of its crypto module.
@@ -49,163 +50,24 @@ const FIPS_VERSION: &str = "FIPS 140-3 module aws-lc-fips-sys ";
 const FIPS_GROUPS: &str = "key exchange X25519MLKEM768:secp256r1:secp384r1, ";
 
 // IANA codes.
-const X25519MLKEM768: u16 = 0x11ec;
-const X25519: u16 = 0x001d;
-const SECP256R1: u16 = 0x0017;
-const SECP384R1: u16 = 0x0018;
 const TLS13_AES_128_GCM_SHA256: u16 = 0x1301;
 const TLS13_AES_256_GCM_SHA384: u16 = 0x1302;
 const TLS13_CHACHA20_POLY1305_SHA256: u16 = 0x1303;
 const ECDHE_RSA_CHACHA20: u16 = 0xcca8;
 const ECDHE_ECDSA_CHACHA20: u16 = 0xcca9;
 
-/// The ServerHello random that marks a HelloRetryRequest (RFC 8446 4.1.3).
-const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
-];
-
 /// Groups FIPS mode approves (rustls' `fips()` of each aws-lc-rs group):
 /// the NIST curves, ML-KEM and the hybrids led by an approved part.
 fn approved_group(code: u16) -> bool {
     matches!(
         code,
-        SECP256R1 | SECP384R1 | X25519MLKEM768 | 0x11eb | 0x0201 | 0x0202
+        SECP256R1 | SECP384R1 | X25519MLKEM768 | SECP256R1MLKEM768 | 0x0201 | 0x0202
     )
 }
 
 /// TLS 1.3 suites FIPS mode approves: AES-GCM.
 fn approved_tls13_suite(code: u16) -> bool {
     matches!(code, TLS13_AES_128_GCM_SHA256 | TLS13_AES_256_GCM_SHA384)
-}
-
-/// The plaintext handshake messages at the start of `bytes`: (type, body)
-/// of each, up to the first record that is neither handshake nor
-/// change_cipher_spec.
-fn hello_messages(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut stream = Vec::new();
-    let mut i = 0;
-    while i + 5 <= bytes.len() {
-        let len = u16::from_be_bytes([bytes[i + 3], bytes[i + 4]]) as usize;
-        let Some(body) = bytes.get(i + 5..i + 5 + len) else {
-            break;
-        };
-        match bytes[i] {
-            22 => stream.extend_from_slice(body),
-            20 => {}
-            _ => break,
-        }
-        i += 5 + len;
-    }
-    let mut out = Vec::new();
-    let mut j = 0;
-    while j + 4 <= stream.len() {
-        let len = u32::from_be_bytes([0, stream[j + 1], stream[j + 2], stream[j + 3]]) as usize;
-        let Some(body) = stream.get(j + 4..j + 4 + len) else {
-            break;
-        };
-        out.push((stream[j], body.to_vec()));
-        j += 4 + len;
-    }
-    out
-}
-
-fn u16s(data: &[u8]) -> Vec<u16> {
-    data.chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect()
-}
-
-/// A hello's cipher suites (the client's list, or the server's one) and
-/// extensions (type, data).
-fn parse_hello(hello: &[u8], client: bool) -> (Vec<u16>, Vec<(u16, Vec<u8>)>) {
-    let mut i = 2 + 32; // version, random
-    i += 1 + hello[i] as usize; // session id
-    let suites = if client {
-        let len = u16::from_be_bytes([hello[i], hello[i + 1]]) as usize;
-        let suites = u16s(&hello[i + 2..i + 2 + len]);
-        i += 2 + len;
-        i += 1 + hello[i] as usize; // compression methods
-        suites
-    } else {
-        let suite = u16::from_be_bytes([hello[i], hello[i + 1]]);
-        i += 2 + 1; // suite, compression
-        vec![suite]
-    };
-    let end = (i + 2 + u16::from_be_bytes([hello[i], hello[i + 1]]) as usize).min(hello.len());
-    i += 2;
-    let mut extensions = Vec::new();
-    while i + 4 <= end {
-        let kind = u16::from_be_bytes([hello[i], hello[i + 1]]);
-        let len = u16::from_be_bytes([hello[i + 2], hello[i + 3]]) as usize;
-        extensions.push((kind, hello[i + 4..i + 4 + len].to_vec()));
-        i += 4 + len;
-    }
-    (suites, extensions)
-}
-
-/// What one TLS 1.3 handshake shows in plaintext.
-#[derive(Debug)]
-struct Hellos {
-    /// The client's cipher suites.
-    suites: Vec<u16>,
-    /// The client's supported_groups, most preferred first.
-    groups: Vec<u16>,
-    /// The groups of the client's first key shares.
-    shares: Vec<u16>,
-    /// Whether the server asked for another key share.
-    retry: bool,
-    /// The suite the server chose.
-    suite: u16,
-    /// The group of the server's key share: the one agreed.
-    group: u16,
-}
-
-/// The hellos of a recorded PCP connection, after its plaintext opening.
-fn pcp_hellos(rec: &Recording) -> Hellos {
-    let opening = parse_opening(rec).expect("a PCP opening");
-    assert_eq!(opening.ack, Some(0), "the secure ack must allow TLS");
-    let client = hello_messages(&rec.c2s[opening.c2s_rest..]);
-    let (_, ch) = client.iter().find(|(t, _)| *t == 1).expect("a ClientHello");
-    let (suites, exts) = parse_hello(ch, true);
-    let mut groups = Vec::new();
-    let mut shares = Vec::new();
-    for (kind, data) in exts {
-        match kind {
-            10 => groups = u16s(&data[2..]),
-            51 => {
-                let mut k = 2;
-                while k + 4 <= data.len() {
-                    shares.push(u16::from_be_bytes([data[k], data[k + 1]]));
-                    k += 4 + u16::from_be_bytes([data[k + 2], data[k + 3]]) as usize;
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut retry = false;
-    let mut chosen = None;
-    for (_, sh) in hello_messages(&rec.s2c[opening.s2c_rest..])
-        .iter()
-        .filter(|(t, _)| *t == 2)
-    {
-        retry |= sh[2..34] == HRR_RANDOM;
-        let (suite, exts) = parse_hello(sh, false);
-        // After a retry request the real ServerHello follows: the last
-        // key share is the one agreed.
-        if let Some((_, data)) = exts.into_iter().find(|(k, _)| *k == 51) {
-            chosen = Some((suite[0], u16::from_be_bytes([data[0], data[1]])));
-        }
-    }
-    let (suite, group) = chosen.expect("a TLS 1.3 ServerHello with a key share");
-    Hellos {
-        suites,
-        groups,
-        shares,
-        retry,
-        suite,
-        group,
-    }
 }
 
 /// Whether this host's openssl has ML-KEM (3.5 and later).
@@ -361,7 +223,7 @@ fn fips_pmcd_serves_fips_pminfo_with_approved_algorithms_only() {
 
     let h = pcp_hellos(&rec.finished(1)[0]);
     assert_eq!(
-        h.groups,
+        h.offered,
         vec![X25519MLKEM768, SECP256R1, SECP384R1],
         "{h:?}"
     );
@@ -375,8 +237,8 @@ fn fips_pmcd_serves_fips_pminfo_with_approved_algorithms_only() {
     }
     assert!(h.suites.iter().any(|s| approved_tls13_suite(*s)), "{h:?}");
     assert!(!h.retry, "{h:?}");
-    assert_eq!(h.group, X25519MLKEM768, "{h:?}");
-    assert!(approved_tls13_suite(h.suite), "{h:?}");
+    assert_eq!(h.group(), X25519MLKEM768, "{h:?}");
+    assert!(approved_tls13_suite(h.suite()), "{h:?}");
 }
 
 /// Stock PCP 6.0.3 (OpenSSL 3.0, which sends an X25519 key share first)
@@ -401,8 +263,8 @@ fn stock_pcp_and_the_fips_library_agree_on_an_approved_group() {
         .fetch(&rec.host(), &["kernel.all.load"]);
     assert_load_values(&stock);
     let h = pcp_hellos(&rec.finished(1)[0]);
-    assert_eq!(h.group, want, "stock client to FIPS pmcd: {h:?}");
-    assert!(approved_tls13_suite(h.suite), "{h:?}");
+    assert_eq!(h.group(), want, "stock client to FIPS pmcd: {h:?}");
+    assert!(approved_tls13_suite(h.suite()), "{h:?}");
 
     support::ensure_deps();
     let stock_pmcd = Pmcd::builder()
@@ -416,10 +278,10 @@ fn stock_pcp_and_the_fips_library_agree_on_an_approved_group() {
         .fetch(&rec.host(), &["kernel.all.load"]);
     assert_load_values(&ours);
     let h = pcp_hellos(&rec.finished(1)[0]);
-    assert!(!h.groups.contains(&X25519), "{h:?}");
-    assert_eq!(h.group, want, "FIPS client to stock pmcd: {h:?}");
+    assert!(!h.offered.contains(&X25519), "{h:?}");
+    assert_eq!(h.group(), want, "FIPS client to stock pmcd: {h:?}");
     assert!(
-        approved_group(h.group) && approved_tls13_suite(h.suite),
+        approved_group(h.group()) && approved_tls13_suite(h.suite()),
         "{h:?}"
     );
 }

@@ -17,158 +17,10 @@ use pcp_secure_test_support as support;
 
 use std::process::{Command, Stdio};
 
+use support::hello::*;
 use support::nss::PreambleProxy;
 use support::pmproxy::Pmproxy;
-use support::{
-    assert_load_values, parse_opening, tls_conf, Certs, Client, Pmcd, Recorder, Recording,
-};
-
-/// IANA codes of the groups that matter here.
-const X25519MLKEM768: u16 = 0x11ec;
-const X25519: u16 = 0x001d;
-const SECP256R1: u16 = 0x0017;
-const SECP384R1: u16 = 0x0018;
-
-/// The ServerHello random that marks a HelloRetryRequest (RFC 8446 4.1.3).
-const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
-];
-
-fn group_name(code: u16) -> &'static str {
-    match code {
-        X25519MLKEM768 => "X25519MLKEM768",
-        X25519 => "X25519",
-        SECP256R1 => "secp256r1",
-        SECP384R1 => "secp384r1",
-        _ => "other",
-    }
-}
-
-/// The handshake messages at the start of `bytes` (TLS records from
-/// `from` on): (type, body) of each message in the plaintext handshake
-/// records before the first record of another type (TLS 1.3 encrypts the
-/// rest; the change_cipher_spec compatibility record is skipped).
-fn hello_messages(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut stream = Vec::new();
-    let mut i = 0;
-    while i + 5 <= bytes.len() {
-        let len = u16::from_be_bytes([bytes[i + 3], bytes[i + 4]]) as usize;
-        let Some(body) = bytes.get(i + 5..i + 5 + len) else {
-            break;
-        };
-        match bytes[i] {
-            22 => stream.extend_from_slice(body),
-            20 => {}
-            _ => break,
-        }
-        i += 5 + len;
-    }
-    let mut out = Vec::new();
-    let mut j = 0;
-    while j + 4 <= stream.len() {
-        let len = u32::from_be_bytes([0, stream[j + 1], stream[j + 2], stream[j + 3]]) as usize;
-        let Some(body) = stream.get(j + 4..j + 4 + len) else {
-            break;
-        };
-        out.push((stream[j], body.to_vec()));
-        j += 4 + len;
-    }
-    out
-}
-
-/// The extensions of a ClientHello or ServerHello body: (type, data).
-fn extensions(hello: &[u8], client: bool) -> Vec<(u16, Vec<u8>)> {
-    let mut i = 2 + 32; // version, random
-    let sid = hello[i] as usize;
-    i += 1 + sid;
-    if client {
-        let suites = u16::from_be_bytes([hello[i], hello[i + 1]]) as usize;
-        i += 2 + suites;
-        let comp = hello[i] as usize;
-        i += 1 + comp;
-    } else {
-        i += 2 + 1; // suite, compression
-    }
-    let end = i + 2 + u16::from_be_bytes([hello[i], hello[i + 1]]) as usize;
-    i += 2;
-    let mut out = Vec::new();
-    while i + 4 <= end.min(hello.len()) {
-        let kind = u16::from_be_bytes([hello[i], hello[i + 1]]);
-        let len = u16::from_be_bytes([hello[i + 2], hello[i + 3]]) as usize;
-        out.push((kind, hello[i + 4..i + 4 + len].to_vec()));
-        i += 4 + len;
-    }
-    out
-}
-
-/// What one TLS 1.3 handshake shows in plaintext.
-#[derive(Debug)]
-struct Hellos {
-    /// The client's supported_groups, in its order of preference.
-    offered: Vec<u16>,
-    /// The groups the client sent key shares for.
-    shares: Vec<u16>,
-    /// Whether the server asked for another key share (HelloRetryRequest).
-    retry: bool,
-    /// The group of the server's key share: the one negotiated.
-    chosen: u16,
-}
-
-/// Reads the hellos of the TLS handshake of one recorded connection,
-/// starting at the byte offsets where TLS begins.
-fn hellos(c2s: &[u8], s2c: &[u8]) -> Hellos {
-    let client = hello_messages(c2s);
-    let (_, ch) = client
-        .iter()
-        .find(|(t, _)| *t == 1)
-        .unwrap_or_else(|| panic!("no ClientHello in {} bytes", c2s.len()));
-    let mut offered = Vec::new();
-    let mut shares = Vec::new();
-    for (kind, data) in extensions(ch, true) {
-        match kind {
-            10 => {
-                offered = data[2..]
-                    .chunks(2)
-                    .map(|c| u16::from_be_bytes([c[0], c[1]]))
-                    .collect()
-            }
-            51 => {
-                let mut k = 2;
-                while k + 4 <= data.len() {
-                    shares.push(u16::from_be_bytes([data[k], data[k + 1]]));
-                    k += 4 + u16::from_be_bytes([data[k + 2], data[k + 3]]) as usize;
-                }
-            }
-            _ => {}
-        }
-    }
-    let server = hello_messages(s2c);
-    let mut retry = false;
-    let mut chosen = None;
-    for (_, sh) in server.iter().filter(|(t, _)| *t == 2) {
-        let is_retry = sh[2..34] == HRR_RANDOM;
-        retry |= is_retry;
-        // After a retry request, the real ServerHello follows (answering
-        // the client's second hello): the last key share is the one agreed.
-        if let Some((_, data)) = extensions(sh, false).into_iter().find(|(k, _)| *k == 51) {
-            chosen = Some(u16::from_be_bytes([data[0], data[1]]));
-        }
-    }
-    Hellos {
-        offered,
-        shares,
-        retry,
-        chosen: chosen.unwrap_or_else(|| panic!("no ServerHello key share (TLS 1.2?)")),
-    }
-}
-
-/// The hellos of a recorded PCP connection (after its plaintext opening).
-fn pcp_hellos(rec: &Recording) -> Hellos {
-    let opening = parse_opening(rec).expect("a PCP opening");
-    assert_eq!(opening.ack, Some(0), "the secure ack must allow TLS");
-    hellos(&rec.c2s[opening.c2s_rest..], &rec.s2c[opening.s2c_rest..])
-}
+use support::{assert_load_values, tls_conf, Certs, Client, Pmcd, Recorder};
 
 /// The group stock PCP negotiates here with a peer that offers
 /// X25519MLKEM768: that group where its OpenSSL has ML-KEM (3.5 and
@@ -230,7 +82,7 @@ fn ours_to_ours_negotiates_x25519mlkem768() {
     let h = pcp_hellos(&rec.finished(1)[0]);
     assert_our_client_hello(&h);
     assert!(!h.retry, "{h:?}");
-    assert_eq!(group_name(h.chosen), "X25519MLKEM768", "{h:?}");
+    assert_eq!(group_name(h.group()), "X25519MLKEM768", "{h:?}");
     assert!(
         run.stderr
             .lines()
@@ -275,7 +127,7 @@ fn ours_client_to_stock_pmcd_negotiates_the_best_common_group() {
     let h = pcp_hellos(&rec.finished(1)[0]);
     assert_our_client_hello(&h);
     assert!(!h.retry, "the fallback must need no retry: {h:?}");
-    assert_eq!(group_name(h.chosen), group_name(stock_group()), "{h:?}");
+    assert_eq!(group_name(h.group()), group_name(stock_group()), "{h:?}");
 }
 
 /// A stock client (this release's OpenSSL) and our pmcd: the same group
@@ -292,7 +144,7 @@ fn stock_client_to_ours_pmcd_negotiates_the_best_common_group() {
     assert_load_values(&run);
     let h = pcp_hellos(&rec.finished(1)[0]);
     assert!(!h.retry, "{h:?}");
-    assert_eq!(group_name(h.chosen), group_name(stock_group()), "{h:?}");
+    assert_eq!(group_name(h.group()), group_name(stock_group()), "{h:?}");
     if openssl_has_mlkem() {
         assert_eq!(h.offered.first(), Some(&X25519MLKEM768), "{h:?}");
     } else {
@@ -317,7 +169,7 @@ fn stock_to_stock_control_group() {
         .fetch(&rec.host(), &["kernel.all.load"]);
     assert_load_values(&run);
     let h = pcp_hellos(&rec.finished(1)[0]);
-    assert_eq!(group_name(h.chosen), group_name(stock_group()), "{h:?}");
+    assert_eq!(group_name(h.group()), group_name(stock_group()), "{h:?}");
 }
 
 /// `openssl s_client -brief` (this release's) through a PCP-preamble
@@ -366,7 +218,7 @@ fn tls_groups_restricts_and_orders_the_groups() {
     assert_load_values(&ours.fetch(&rec.host(), &["kernel.all.load"]));
     let h = pcp_hellos(&rec.finished(1)[0]);
     assert!(h.retry, "{h:?}");
-    assert_eq!(group_name(h.chosen), "secp256r1", "{h:?}");
+    assert_eq!(group_name(h.group()), "secp256r1", "{h:?}");
 
     let pmcd = our_pmcd(&certs.server_conf());
     for (setting, offered, want) in [
@@ -389,7 +241,7 @@ fn tls_groups_restricts_and_orders_the_groups() {
         let h = pcp_hellos(&rec.finished(1)[0]);
         assert_eq!(h.offered, offered, "{setting}: {h:?}");
         assert!(!h.retry, "{setting}: {h:?}");
-        assert_eq!(group_name(h.chosen), group_name(want), "{setting}: {h:?}");
+        assert_eq!(group_name(h.group()), group_name(want), "{setting}: {h:?}");
     }
 }
 
@@ -533,7 +385,7 @@ with socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20) as s:
         let h = hellos(&r.c2s, &r.s2c);
         assert!(!h.retry, "{who}: {h:?}");
         assert_eq!(
-            group_name(h.chosen),
+            group_name(h.group()),
             group_name(stock_group()),
             "{who}: {h:?}"
         );

@@ -34,6 +34,7 @@ use pcp_secure_test_support as support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use support::hello::{pcp_hellos, X25519, X25519MLKEM768};
 use support::nss::write_secret;
 use support::nss_era::*;
 use support::*;
@@ -839,7 +840,7 @@ fn key_exchange_ours_to_nss_pmcd_is_x25519() {
         .env("PCP_SECURE_DEBUG", "1")
         .fetch(&format!("localhost:{}", rec.port()), &[LOAD]);
     assert_load_values(&run);
-    let kx = key_exchange(&rec.finished(1)[0]);
+    let kx = pcp_hellos(&rec.finished(1)[0]);
     assert_eq!(kx.chosen, Some(X25519), "{kx:?}");
     assert!(!kx.retry, "X25519 needs no retry: {kx:?}");
     assert!(kx.shares.contains(&X25519), "{kx:?}");
@@ -866,7 +867,7 @@ fn key_exchange_nss_client_to_our_pmcd_is_x25519() {
     let rec = Recorder::start(pmcd.addr());
     let run = nss_fetch(b, &m, &format!("localhost:{}", rec.port()), &[LOAD]);
     assert_load_values(&run);
-    let kx = key_exchange(&rec.finished(1)[0]);
+    let kx = pcp_hellos(&rec.finished(1)[0]);
     assert!(!kx.offered.contains(&X25519MLKEM768), "{kx:?}");
     assert!(kx.offered.contains(&X25519), "{kx:?}");
     assert_eq!(kx.chosen, Some(X25519), "{kx:?}");

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod hello;
 pub mod nss;
 pub mod nss_era;
 pub mod pmproxy;
