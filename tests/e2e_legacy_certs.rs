@@ -277,36 +277,7 @@ fn version1_client_certificates_under_q() {
 /// the collector's certificate then the extension-less CA, key file).
 fn guide000_chain() -> (NssDb, PathBuf, PathBuf) {
     let db = guide000_db(None);
-    let dir = db.aux_dir().to_path_buf();
-    let p12 = dir.join("collector.p12");
-    let export = db.pk12_export(COLLECTOR_NICK, &p12, P12_PASS);
-    assert!(export.success(), "{}", export.describe());
-    let key = dir.join("collector.key");
-    let pass = format!("pass:{P12_PASS}");
-    let run = run_tool(
-        OPENSSL,
-        &[
-            "pkcs12",
-            "-in",
-            s(&p12),
-            "-nocerts",
-            "-nodes",
-            "-passin",
-            &pass,
-            "-out",
-            s(&key),
-        ],
-        None,
-        None,
-    );
-    assert!(run.success(), "{}", run.describe());
-    let chain = dir.join("chain.pem");
-    let text = format!(
-        "{}{}",
-        db.export_pem(COLLECTOR_NICK),
-        db.export_pem(LOCAL_CA_NICK)
-    );
-    std::fs::write(&chain, text).unwrap();
+    let (chain, key, _) = guide000_pem(&db);
     let ca_text = db.cert_text(LOCAL_CA_NICK);
     assert!(
         !ca_text.contains("Basic Constraints"),

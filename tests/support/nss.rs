@@ -692,6 +692,42 @@ pub fn guide000_db(password: Option<&str>) -> NssDb {
     db
 }
 
+/// Guide 000's collector certificate as PEM files, as an NSS pmcd serves
+/// it: (a chain file holding the "PCP Collector certificate" then the
+/// extension-less "Local CA certificate", the collector's key unencrypted,
+/// the CA alone as the guide's monitor step 2 exports it).
+pub fn guide000_pem(db: &NssDb) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = db.aux_dir().to_path_buf();
+    let p12 = dir.join("collector.p12");
+    let export = db.pk12_export(COLLECTOR_NICK, &p12, P12_PASS);
+    assert!(export.success(), "{}", export.describe());
+    let key = dir.join("collector.key");
+    let pass = format!("pass:{P12_PASS}");
+    let args = [
+        "pkcs12",
+        "-in",
+        s(&p12),
+        "-nocerts",
+        "-nodes",
+        "-passin",
+        &pass,
+        "-out",
+        s(&key),
+    ];
+    let run = run_tool(OPENSSL, &args, None, None);
+    assert!(run.success(), "{}", run.describe());
+    let chain = dir.join("chain.pem");
+    write_file(
+        &chain,
+        &format!(
+            "{}{}",
+            db.export_pem(COLLECTOR_NICK),
+            db.export_pem(LOCAL_CA_NICK)
+        ),
+    );
+    (chain, key, db.export_pem_file(LOCAL_CA_NICK))
+}
+
 /// Guide 000's monitor side: a fresh empty-password database holding the
 /// collector's CA exported as ASCII and imported with "CT,,".
 pub fn client_db_trusting(server: &NssDb, ca_nick: &str) -> NssDb {

@@ -469,48 +469,6 @@ fn guide000_database_warns_about_its_extensionless_ca() {
     );
 }
 
-/// Guide 000's collector certificate with its key and CA as PEM files: the
-/// CA exported as the guide's monitor step 2 does, a chain file holding
-/// the collector's certificate then the CA (what an NSS pmcd sends), and
-/// the key.
-fn guide000_pem(db: &NssDb) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = db.aux_dir().to_path_buf();
-    let p12 = dir.join("collector.p12");
-    let export = db.pk12_export(COLLECTOR_NICK, &p12, P12_PASS);
-    assert!(export.success(), "{}", export.describe());
-    let key = dir.join("collector.key");
-    let pass = format!("pass:{P12_PASS}");
-    let run = run_tool(
-        OPENSSL,
-        &[
-            "pkcs12",
-            "-in",
-            s(&p12),
-            "-nocerts",
-            "-nodes",
-            "-passin",
-            &pass,
-            "-out",
-            s(&key),
-        ],
-        None,
-        None,
-    );
-    assert!(run.success(), "{}", run.describe());
-    let chain = dir.join("chain.pem");
-    fs::write(
-        &chain,
-        format!(
-            "{}{}",
-            db.export_pem(COLLECTOR_NICK),
-            db.export_pem(LOCAL_CA_NICK)
-        ),
-    )
-    .unwrap();
-    let ca = db.export_pem_file(LOCAL_CA_NICK);
-    (chain, key, ca)
-}
-
 // The exported CA in tls-ca-cert-file (a monitor's tls.conf), and a chain
 // file sending it after the collector's certificate: one line for the CA
 // naming both places; the chain judged as the library's clients judge it
