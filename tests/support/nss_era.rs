@@ -50,6 +50,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tempfile::TempDir;
 
 use super::nss::P12_PASS;
+pub use super::nss::{COLLECTOR_NICK, LOCAL_CA_NICK};
 use super::{
     free_port, read_lossy, run_with_input, stop_child, user_ids, write_file, RawClient, Run,
     CLIENT_LIMIT, PMCD_START_LIMIT,
@@ -61,12 +62,10 @@ pub const ROOT_ENV: &str = "PCP_SECURE_BULLSEYE_ROOT";
 pub const BUILD_COMMAND: &str = "scripts/pcp-chroot bullseye";
 /// PATH inside the chroot.
 pub const CHROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// The guide 000 CA's nickname and subject (the guide's, with its
-/// YOUR.DOMAIN.NAME filled in).
-pub const LOCAL_CA_NICK: &str = "Local CA certificate";
+/// The guide 000 CA's subject (the guide's, with its YOUR.DOMAIN.NAME
+/// filled in).
 pub const LOCAL_CA_SUBJECT: &str = "cn=Local PCP Installation, dc=pcp,dc=example,dc=org";
-/// The guide 000 collector certificate's nickname, subject and `-8` names.
-pub const COLLECTOR_NICK: &str = "PCP Collector certificate";
+/// The guide 000 collector certificate's subject and `-8` names.
 pub const COLLECTOR_SUBJECT: &str = "cn=PCP Collector";
 pub const COLLECTOR_NAMES: &str = "localhost,127.0.0.1";
 /// The prompt of pk12util -i.
