@@ -31,40 +31,10 @@ pub mod trust {
         DEFAULT_PORT,
     };
     pub use crate::trust::verify::{
-        is_name_mismatch, is_untrusted_issuer, may_issue, name_check, out_of_date, signed_by,
-        webpki, Assessment, HandshakeScope, Why,
+        is_name_mismatch, is_untrusted_issuer, may_issue, name_check, out_of_date,
+        server_name_check, signed_by, webpki, Assessment, HandshakeScope, Why,
     };
-    pub use crate::trust::version1::is_version1;
-
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    /// Whether a server certificate is valid for `server_name` as the
-    /// library's clients decide it (read-only, for `pcp-secure verify`): the
-    /// subjectAltName of a version 3 certificate ([`name_check`]), the
-    /// subject CN of an X.509 version 1 one ([`is_version1`]).
-    pub fn server_name_check(
-        cert: &CertificateDer<'_>,
-        server_name: &ServerName<'_>,
-    ) -> Result<(), rustls::Error> {
-        if is_version1(cert) {
-            crate::trust::version1::name_check(cert, server_name)
-        } else {
-            name_check(cert, server_name)
-        }
-    }
-
-    /// The issuer check of an X.509 version 1 certificate as the library
-    /// does it (read-only, for `pcp-secure verify`): its dates at `now`, the
-    /// signature of a CA of `anchors` that signed it directly, and that CA's
-    /// CRLs. Returns that CA's subject; `UnknownIssuer` when no CA there
-    /// has its issuer's name.
-    pub fn version1_issuer(
-        cert: &CertificateDer<'_>,
-        anchors: &crate::tls::certs::Anchors,
-        now: UnixTime,
-    ) -> Result<String, rustls::Error> {
-        crate::trust::version1::issued_by_trusted(cert, &anchors.cas, &anchors.crls, now)
-    }
+    pub use crate::trust::version1::{is_version1, version1_issuer};
 }
 
 /// The pieces of a PCP secure connection, for probing a server the way a

@@ -694,12 +694,12 @@ impl Unlocked<'_> {
             Purpose::Server => crate::trust::version1::Role::Server,
             Purpose::Client => crate::trust::version1::Role::Client,
         };
-        if parsed.version() != x509_parser::x509::X509Version::V3 {
-            warnings.push(crate::trust::version1::warning(
-                &best.der,
-                &format!("NSS database \"{spec}\": certificate \"{name}\""),
-                role,
-            ));
+        if let Some(warning) = crate::trust::version1::warning(
+            &best.der,
+            &format!("NSS database \"{spec}\": certificate \"{name}\""),
+            role,
+        ) {
+            warnings.push(warning);
         } else if purpose == Purpose::Server && !has_san(&parsed) && !parsed.is_ca() {
             // Host names matter only for a server's certificate.
             warnings.push(format!(

@@ -56,10 +56,11 @@ impl ClientAuth {
             .map(|mut w| w.insert(certinfo::sha256(cert)))
             .unwrap_or(true);
         if first {
-            log::warning!(
-                "{}",
+            if let Some(warning) =
                 version1::warning(cert, "a client certificate", version1::Role::Client)
-            );
+            {
+                log::warning!("{warning}");
+            }
         }
     }
 }
@@ -89,12 +90,8 @@ impl ClientCertVerifier for ClientAuth {
             return Ok(ClientCertVerified::assertion());
         }
         // As for servers: only CA certificates link a chain.
-        let cas: Vec<CertificateDer<'_>> = intermediates
-            .iter()
-            .filter(|c| verify::may_issue(c))
-            .cloned()
-            .collect();
-        self.webpki.verify_client_cert(end_entity, &cas, now)
+        self.webpki
+            .verify_client_cert(end_entity, &verify::chain_cas(intermediates), now)
     }
 
     fn verify_tls12_signature(

@@ -28,6 +28,7 @@ use crate::tls::config::{self, TlsConf};
 use crate::tls::suites;
 use crate::trust::store::TrustStore;
 use crate::trust::verify;
+use crate::trust::version1;
 
 /// Everything a server needs to accept TLS clients.
 #[derive(Debug)]
@@ -61,15 +62,9 @@ impl ServerContext {
             None => {
                 let identity = pem_identity(conf)?;
                 if let (Some(leaf), Some(file)) = (identity.cert.first(), &conf.cert_file) {
-                    if crate::trust::version1::is_version1(leaf) {
-                        log::warning!(
-                            "{}",
-                            crate::trust::version1::warning(
-                                leaf,
-                                &format!("tls-cert-file \"{file}\""),
-                                crate::trust::version1::Role::Server
-                            )
-                        );
+                    let what = format!("tls-cert-file \"{file}\"");
+                    if let Some(warning) = version1::warning(leaf, &what, version1::Role::Server) {
+                        log::warning!("{warning}");
                     }
                 }
                 (Arc::new(identity), Vec::new())
@@ -302,11 +297,22 @@ pub struct ClientContext {
 #[derive(Debug)]
 pub struct Identity {
     /// The certificate and key presented when asked.
-    pub key: Option<Arc<CertifiedKey>>,
-    /// Where the certificate comes from ("tls-client-cert-file \"F\"", or
-    /// the NSS database and nickname), for the warning an X.509 version 1
-    /// certificate logs each time it is presented.
-    pub source: String,
+    key: Option<Arc<CertifiedKey>>,
+    /// What presenting an X.509 version 1 certificate logs each time.
+    warning: Option<String>,
+}
+
+impl Identity {
+    /// Presents `key` when asked; `source` says where it comes from
+    /// ("tls-client-cert-file \"F\"", or the NSS database), for the
+    /// warning a version 1 certificate logs.
+    pub fn new(key: Option<Arc<CertifiedKey>>, source: &str) -> Identity {
+        let warning = key
+            .as_ref()
+            .and_then(|k| k.cert.first())
+            .and_then(|leaf| version1::warning(leaf, source, version1::Role::Client));
+        Identity { key, warning }
+    }
 }
 
 impl ResolvesClientCert for Identity {
@@ -314,17 +320,8 @@ impl ResolvesClientCert for Identity {
         if let Some(scope) = verify::HandshakeScope::current() {
             scope.asked.store(true, Ordering::Relaxed);
         }
-        if let Some(leaf) = self.key.as_ref().and_then(|k| k.cert.first()) {
-            if crate::trust::version1::is_version1(leaf) {
-                log::warning!(
-                    "{}",
-                    crate::trust::version1::warning(
-                        leaf,
-                        &self.source,
-                        crate::trust::version1::Role::Client
-                    )
-                );
-            }
+        if let Some(warning) = &self.warning {
+            log::warning!("{warning}");
         }
         self.key.clone()
     }
@@ -503,10 +500,8 @@ impl ClientContext {
                 .entry(crate::trust::store::server_key(host, port))
                 .or_insert_with(|| {
                     let mut config = (*self.base).clone();
-                    config.client_auth_cert_resolver = Arc::new(Identity {
-                        key: self.identity.clone(),
-                        source: self.identity_source.clone(),
-                    });
+                    config.client_auth_cert_resolver =
+                        Arc::new(Identity::new(self.identity.clone(), &self.identity_source));
                     config.dangerous().set_certificate_verifier(Arc::new(
                         verify::PcpServerVerifier::new(
                             self.webpki.clone(),

@@ -251,15 +251,13 @@ impl PcpServerVerifier {
         // which an NSS pmcd sends with its own) is left out here, so that an
         // untrusted one is what it is, an unknown issuer, rather than a
         // chain refused outright; trusted as an anchor it still works.
-        let cas: Vec<CertificateDer<'_>> = intermediates
-            .iter()
-            .filter(|c| may_issue(c))
-            .cloned()
-            .collect();
-        match self
-            .webpki
-            .verify_server_cert(end_entity, &cas, server_name, ocsp, now)
-        {
+        match self.webpki.verify_server_cert(
+            end_entity,
+            &chain_cas(intermediates),
+            server_name,
+            ocsp,
+            now,
+        ) {
             Ok(_) => Assessment::Trusted(Why::ChainsToCa),
             Err(e) if is_name_mismatch(&e) => Assessment::NameMismatch(e),
             Err(e) if is_untrusted_issuer(&e) => {
@@ -289,7 +287,7 @@ impl PcpServerVerifier {
         now: UnixTime,
     ) -> Assessment {
         let name = version1::name_check(end_entity, server_name);
-        match version1::issued_by_trusted(end_entity, &self.anchors.cas, &self.anchors.crls, now) {
+        match version1::version1_issuer(end_entity, &self.anchors, now) {
             Ok(_) => match name {
                 Ok(()) => Assessment::Trusted(Why::ChainsToCa),
                 Err(e) => Assessment::NameMismatch(e),
@@ -536,6 +534,20 @@ pub fn name_check(
         .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::NotValidForName))
 }
 
+/// Whether a server certificate is valid for `server_name` as the
+/// library's clients decide it: the subjectAltName of a version 3
+/// certificate ([`name_check`]), the subject CN of an X.509 version 1 one.
+pub fn server_name_check(
+    cert: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> Result<(), rustls::Error> {
+    if version1::is_version1(cert) {
+        version1::name_check(cert, server_name)
+    } else {
+        name_check(cert, server_name)
+    }
+}
+
 /// Whether the certificate is outside its validity period now (false when
 /// it cannot be decoded at all).
 pub fn out_of_date(cert: &CertificateDer<'_>) -> bool {
@@ -555,6 +567,16 @@ pub fn may_issue(cert: &CertificateDer<'_>) -> bool {
         Ok((_, c)) => c.version() == x509_parser::x509::X509Version::V3 && c.is_ca(),
         Err(_) => true,
     }
+}
+
+/// The certificates of `intermediates` that may link a chain
+/// ([`may_issue`]), the others left out.
+pub(crate) fn chain_cas<'a>(intermediates: &[CertificateDer<'a>]) -> Vec<CertificateDer<'a>> {
+    intermediates
+        .iter()
+        .filter(|c| may_issue(c))
+        .cloned()
+        .collect()
 }
 
 /// webpki's "a CA certificate was used as the server's own".
@@ -609,15 +631,12 @@ impl ServerCertVerifier for PcpServerVerifier {
                 self.accept_untrusted_issuer(end_entity, name_error)?
             }
         }
-        if version1::is_version1(end_entity) {
-            log::warning!(
-                "{}",
-                version1::warning(
-                    end_entity,
-                    &format!("the server certificate of host {}", self.host),
-                    version1::Role::Server
-                )
-            );
+        if let Some(warning) = version1::warning(
+            end_entity,
+            &format!("the server certificate of host {}", self.host),
+            version1::Role::Server,
+        ) {
+            log::warning!("{warning}");
         }
         Ok(ServerCertVerified::assertion())
     }

@@ -86,6 +86,16 @@ pub(crate) fn issued_by_trusted(
     }))
 }
 
+/// [`issued_by_trusted`] against trust anchors (their CA certificates and
+/// CRLs), as `pcp-secure verify` asks it.
+pub fn version1_issuer(
+    cert: &CertificateDer<'_>,
+    anchors: &crate::tls::certs::Anchors,
+    now: UnixTime,
+) -> Result<String, rustls::Error> {
+    issued_by_trusted(cert, &anchors.cas, &anchors.crls, now)
+}
+
 /// Whether a CRL issued and signed by `ca` lists `cert`'s serial number.
 fn revoked(
     cert: &X509Certificate<'_>,
@@ -184,20 +194,18 @@ pub(crate) enum Role {
 /// The one warning each use of a version 1 certificate logs: which
 /// certificate (`what`: where it comes from, e.g. "the server certificate
 /// of host pmserver"), what was checked, and how to re-issue it as
-/// version 3.
-pub(crate) fn warning(cert: &[u8], what: &str, role: Role) -> String {
-    let (subject, cn) = match X509Certificate::from_der(cert) {
-        Ok((_, c)) => (
-            c.subject().to_string(),
-            common_names(&c).into_iter().next().unwrap_or_default(),
-        ),
-        Err(_) => (String::new(), String::new()),
-    };
-    let cn = if cn.is_empty() {
-        "NAME".to_string()
-    } else {
-        cn
-    };
+/// version 3. `None` for any certificate that is not version 1 (or 2).
+pub(crate) fn warning(cert: &[u8], what: &str, role: Role) -> Option<String> {
+    let (_, c) = X509Certificate::from_der(cert).ok()?;
+    if c.version() == X509Version::V3 {
+        return None;
+    }
+    let subject = c.subject().to_string();
+    let cn = common_names(&c)
+        .into_iter()
+        .next()
+        .filter(|cn| !cn.is_empty())
+        .unwrap_or_else(|| "NAME".to_string());
     let (checked, reissue) = match role {
         Role::Server => (
             "its host name is taken from the subject CN",
@@ -208,9 +216,9 @@ pub(crate) fn warning(cert: &[u8], what: &str, role: Role) -> String {
             format!("pcp-secure cert client {cn} --dir DIR"),
         ),
     };
-    format!(
+    Some(format!(
         "{what} (subject \"{subject}\") is an X.509 version 1 certificate (no extensions): {checked}; re-issue it as version 3 (`{reissue}`, or openssl x509 -req ... -extfile with subjectAltName/extendedKeyUsage)"
-    )
+    ))
 }
 
 #[cfg(test)]
@@ -302,6 +310,7 @@ mod tests {
             .unwrap();
         assert!(!is_version1(cert.der()));
         assert!(!is_version1(b"garbage"));
+        assert_eq!(warning(cert.der(), "x", Role::Server), None);
     }
 
     // Each thing checked for a version 1 certificate refuses it on its own:
@@ -415,7 +424,7 @@ mod tests {
         let ip = version1_leaf(dir.path(), "root", "127.0.0.1");
         assert!(name_check(&ip, &name("127.0.0.1")).is_ok());
         assert!(name_check(&ip, &name("::1")).is_err());
-        let text = warning(&leaf, "tls-cert-file \"/x\"", Role::Server);
+        let text = warning(&leaf, "tls-cert-file \"/x\"", Role::Server).unwrap();
         assert!(
             text.contains("CN=LocalHost") && text.contains("pcp-secure cert server LocalHost"),
             "{text}"

@@ -465,10 +465,10 @@ fn tls(
         .map(|b| {
             b.dangerous()
                 .with_custom_certificate_verifier(recorder)
-                .with_client_cert_resolver(Arc::new(pcp_secure::api::certs::Identity {
-                    key: client.identity.clone().ok().flatten(),
-                    source: "the client certificate".into(),
-                }))
+                .with_client_cert_resolver(Arc::new(pcp_secure::api::certs::Identity::new(
+                    client.identity.clone().ok().flatten(),
+                    "the client certificate",
+                )))
         });
     let config = match config {
         Ok(c) => c,
