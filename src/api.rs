@@ -31,7 +31,7 @@ pub mod trust {
         DEFAULT_PORT,
     };
     pub use crate::trust::verify::{
-        is_name_mismatch, is_untrusted_issuer, may_issue, name_check, out_of_date,
+        chain_cas, is_name_mismatch, is_untrusted_issuer, may_issue, name_check, out_of_date,
         server_name_check, signed_by, webpki, Assessment, HandshakeScope, Why,
     };
     pub use crate::trust::version1::{is_version1, version1_issuer};

@@ -182,6 +182,16 @@ impl Anchors {
         Ok(())
     }
 
+    /// Anchors trusting each of `cas` that can be one (as NSS itself would,
+    /// a CA it cannot use is skipped).
+    pub fn trusting(cas: impl IntoIterator<Item = CertificateDer<'static>>) -> Anchors {
+        let mut anchors = Anchors::of(RootCertStore::empty());
+        for ca in cas {
+            let _ = anchors.add(ca);
+        }
+        anchors
+    }
+
     /// Anchors of `roots` alone (the system's, or none).
     pub fn of(roots: RootCertStore) -> Anchors {
         Anchors {

@@ -73,14 +73,7 @@ impl ServerContext {
         let anchors =
             match certs::load_roots(conf.ca_cert_file.as_deref(), conf.ca_cert_dir.as_deref())? {
                 Some(anchors) => Some(anchors),
-                None if !db_cas.is_empty() => {
-                    let mut anchors = certs::Anchors::of(RootCertStore::empty());
-                    for ca in db_cas {
-                        // As NSS itself would: a CA it cannot use is skipped.
-                        let _ = anchors.add(ca);
-                    }
-                    Some(anchors)
-                }
+                None if !db_cas.is_empty() => Some(certs::Anchors::trusting(db_cas)),
                 None => None,
             };
         let crls = anchors.as_ref().map(|a| a.crls.clone()).unwrap_or_default();

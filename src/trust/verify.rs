@@ -571,7 +571,7 @@ pub fn may_issue(cert: &CertificateDer<'_>) -> bool {
 
 /// The certificates of `intermediates` that may link a chain
 /// ([`may_issue`]), the others left out.
-pub(crate) fn chain_cas<'a>(intermediates: &[CertificateDer<'a>]) -> Vec<CertificateDer<'a>> {
+pub fn chain_cas<'a>(intermediates: &[CertificateDer<'a>]) -> Vec<CertificateDer<'a>> {
     intermediates
         .iter()
         .filter(|c| may_issue(c))

@@ -10,7 +10,7 @@ use pcp_secure::api::certs::ServerContext;
 use pcp_secure::api::settings::TlsConf;
 use pcp_secure::api::trust::CertInfo;
 use pcp_secure::api::trust::{
-    is_name_mismatch, is_untrusted_issuer, is_version1, may_issue, version1_issuer,
+    chain_cas, is_name_mismatch, is_untrusted_issuer, is_version1, version1_issuer,
 };
 use rustls::client::danger::ServerCertVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -443,16 +443,10 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
             Ok(None) => match &served.anchors {
                 ChainAnchors::System => system(),
                 ChainAnchors::Database(cas, _) if cas.is_empty() => system(),
-                ChainAnchors::Database(cas, spec) => {
-                    let mut anchors = certs::Anchors::of(rustls::RootCertStore::empty());
-                    for ca in cas {
-                        let _ = anchors.add(ca.clone());
-                    }
-                    (
-                        anchors,
-                        format!("the CA(s) trusted in \"{spec}\" ({})", cas.len()),
-                    )
-                }
+                ChainAnchors::Database(cas, spec) => (
+                    certs::Anchors::trusting(cas.iter().cloned()),
+                    format!("the CA(s) trusted in \"{spec}\" ({})", cas.len()),
+                ),
                 // The database's trust is unknown: its unlock check failed.
                 ChainAnchors::Unknown => return,
             },
@@ -498,11 +492,7 @@ pub(super) fn server_chain(r: &mut Report, conf: &TlsConf, served: &Served) {
                     return;
                 }
             };
-        let cas: Vec<CertificateDer<'static>> = chain[1..]
-            .iter()
-            .filter(|c| may_issue(c))
-            .cloned()
-            .collect();
+        let cas = chain_cas(&chain[1..]);
         let name = ServerName::try_from("localhost").expect("valid name");
         Box::new(move |at| {
             verifier
